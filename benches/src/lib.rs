@@ -1,0 +1,1 @@
+//! Cross-crate benchmarks and peer comparisons; see `benches/`.

@@ -1,0 +1,124 @@
+//! The OS abstraction the upper layers are generic over.
+//!
+//! Everything above `arena` reaches the operating system through [`Os`]: the
+//! page allocator reserves and maps its metadata with it and releases heap
+//! memory through it, and the facade grows the heap with it. The real OS
+//! implements it in this crate; `testkit` implements it over ordinary heap
+//! memory so that every layer runs under Miri and under fault injection.
+//!
+//! Addresses are plain `usize` values. Region state follows the model of the
+//! Go runtime's memory layer:
+//!
+//! ```text
+//!            reserve            map              used
+//!   None ─────────────► Reserved ────► Prepared ───────► Ready
+//!     ▲                    ▲  ▲            ▲    unused      │
+//!     │        free        │  └────────────┼────────────────┤ fault
+//!     └────────────────────┴───────────────┴────────────────┘
+//! ```
+
+use crate::Error;
+
+/// How [`Os::unused`] gives memory back to the operating system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ReleaseMode {
+    /// Drop the pages now; they read back as zeros (Linux `MADV_DONTNEED`).
+    #[default]
+    DontNeed,
+    /// Let the OS reclaim the pages lazily; contents are unspecified until
+    /// rewritten (Linux `MADV_FREE`, macOS `MADV_FREE_REUSABLE`).
+    Free,
+}
+
+/// Transparent-huge-page advice for [`Os::advise_huge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HugeAdvice {
+    /// Back the range with huge pages where possible (`MADV_HUGEPAGE`).
+    Huge,
+    /// Do not back the range with huge pages (`MADV_NOHUGEPAGE`).
+    NoHuge,
+    /// Collapse the range into huge pages now (`MADV_COLLAPSE`).
+    Collapse,
+}
+
+/// Address-space operations on one operating system, real or simulated.
+///
+/// All addresses and lengths must be multiples of [`Os::page_size`], lengths
+/// non-zero; violations are [`Error`]s, never undefined behaviour.
+///
+/// # Safety
+///
+/// Implementors promise that once [`Os::map`] followed by [`Os::used`] has
+/// succeeded for a range, every byte of it is valid for reads and writes
+/// through a raw pointer made from the address, and stays valid (with its
+/// contents) until the range is passed to [`Os::unused`], [`Os::fault`] or
+/// [`Os::free`]. Memory made Ready reads as zero the first time. Callers of
+/// the page allocator rely on this to keep metadata in memory they got here.
+pub unsafe trait Os: Send + Sync {
+    /// The OS page size: the granularity of every operation.
+    fn page_size(&self) -> usize;
+
+    /// The transparent huge page size, if the system has one.
+    fn huge_page_size(&self) -> Option<usize>;
+
+    /// Reserves `len` bytes of address space (None → Reserved), at `hint` if
+    /// the OS agrees, else anywhere. Reserved memory costs no memory and no
+    /// commit charge; touching it faults. Never clobbers existing mappings.
+    ///
+    /// # Errors
+    /// Zero or misaligned arguments, or the OS refused.
+    fn reserve(&self, hint: Option<usize>, len: usize) -> Result<usize, Error>;
+
+    /// Reserves `len` bytes exactly at `addr`, failing rather than moving.
+    ///
+    /// # Errors
+    /// [`Error::AddressTaken`] if any of the range is already mapped; zero or
+    /// misaligned arguments; the OS refused.
+    fn reserve_at(&self, addr: usize, len: usize) -> Result<usize, Error>;
+
+    /// Reserved → Prepared: makes the range accessible in principle (commit
+    /// charge on systems that have one) without yet promising backing.
+    ///
+    /// # Errors
+    /// Not reserved by this OS object, already mapped, bad arguments, or the
+    /// OS refused (out of memory).
+    fn map(&self, addr: usize, len: usize) -> Result<(), Error>;
+
+    /// Prepared → Ready: the range may now be read and written.
+    ///
+    /// # Errors
+    /// Not mapped, bad arguments, or the OS refused.
+    fn used(&self, addr: usize, len: usize) -> Result<(), Error>;
+
+    /// Ready → Prepared: returns the physical memory to the OS; contents are
+    /// lost.
+    ///
+    /// # Errors
+    /// Not mapped, bad arguments, or the OS refused.
+    fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error>;
+
+    /// Prepared or Ready → Reserved: any access faults from now on.
+    ///
+    /// # Errors
+    /// Not mapped, bad arguments, or the OS refused.
+    fn fault(&self, addr: usize, len: usize) -> Result<(), Error>;
+
+    /// Any → None: gives the address space back. On systems that release only
+    /// whole reservations, `addr..addr + len` must be exactly one reservation.
+    ///
+    /// # Errors
+    /// Not reserved, bad arguments, or the OS refused.
+    fn free(&self, addr: usize, len: usize) -> Result<(), Error>;
+
+    /// Huge-page advice for a mapped range; a hint without a state change.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] where the system has no such advice; bad
+    /// arguments; the OS refused.
+    fn advise_huge(&self, addr: usize, len: usize, advice: HugeAdvice) -> Result<(), Error>;
+
+    /// Whether memory released with `mode` reads back as zeros once reused.
+    fn zeroed_after_unused(&self, mode: ReleaseMode) -> bool;
+}

@@ -1,0 +1,2 @@
+//! Go-conformant page allocator. (Skeleton: filled by its issue.)
+#![no_std]

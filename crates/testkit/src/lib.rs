@@ -1,0 +1,2 @@
+//! Test support: models, trace replay, simulated OS. (Skeleton.)
+#![forbid(unsafe_code)]
