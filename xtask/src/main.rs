@@ -1,2 +1,52 @@
-//! Project automation.
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! `ci` is the one gate: CI's `.ci/run` calls it and nothing else. The other
+//! commands wrap the tools a developer reaches for (Miri, cargo-fuzz, the
+//! conformance replay, the replay benchmark) so that each has one spelling.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci                          the whole gate: fmt, clippy, tests, docs, benches and
+                              fuzz targets compiled, cross-target checks, conformance
+  conformance [FILE...]       replay the project's conformance traces (plus FILEs)
+  replay-bench FILE...        time trace replays (release build): FILE NS_PER_OP
+  compare-go [GLOB]           replay-bench and the Go oracle on the same files, with ratios
+  miri                        the Miri-capable tests under Miri (nightly)
+  fuzz TARGET [--seconds N]   run one fuzz target (nightly + cargo-fuzz)
+  fuzz --smoke                run every fuzz target for 60 s
+  cross                       `cargo check -p arena` for the cross targets";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((name, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let res = match name.as_str() {
+        "ci" => cmd::ci(),
+        "conformance" => cmd::conformance(rest),
+        "replay-bench" => cmd::replay_bench(rest),
+        "compare-go" => cmd::compare_go(rest),
+        "miri" => cmd::miri(),
+        "fuzz" => cmd::fuzz(rest),
+        "cross" => cmd::cross(),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -107,6 +107,9 @@ pub unsafe trait Os: Send + Sync {
 
     /// Any → None: gives the address space back. On systems that release only
     /// whole reservations, `addr..addr + len` must be exactly one reservation.
+    /// [`SystemOs`](crate::SystemOs) and the simulated OS require that
+    /// everywhere ([`Error::NotWholeReservation`]), so code tested on one
+    /// system ports to the others.
     ///
     /// # Errors
     /// Not reserved, bad arguments, or the OS refused.
@@ -121,4 +124,45 @@ pub unsafe trait Os: Send + Sync {
 
     /// Whether memory released with `mode` reads back as zeros once reused.
     fn zeroed_after_unused(&self, mode: ReleaseMode) -> bool;
+
+    /// Reserves `len` bytes anywhere at an `align`-aligned address (Go's
+    /// `sysReserveAligned`); `align` is a power of two and a multiple of the
+    /// page size.
+    ///
+    /// The default reserves `len + align`, frees it and reserves the aligned
+    /// part exactly, retrying a few times when another thread takes the
+    /// space in between. Implementations that can trim a reservation do
+    /// better.
+    ///
+    /// # Errors
+    /// Zero or misaligned arguments, or the OS refused; [`Error::AddressTaken`]
+    /// if the aligned space was taken by others every time.
+    fn reserve_aligned(&self, len: usize, align: usize) -> Result<usize, Error> {
+        reserve_aligned_by_retry(self, len, align)
+    }
+}
+
+/// The portable [`Os::reserve_aligned`]: over-reserve, free, and reserve the
+/// aligned part exactly, up to 100 times when other threads race for it.
+pub(crate) fn reserve_aligned_by_retry<O: Os + ?Sized>(
+    os: &O,
+    len: usize,
+    align: usize,
+) -> Result<usize, Error> {
+    let page = os.page_size();
+    if !align.is_power_of_two() || align % page != 0 {
+        return Err(Error::Misaligned { addr: 0, len: align, align: page });
+    }
+    let padded = len.checked_add(align).ok_or(Error::Overflow { addr: 0, len })?;
+    let mut last = Error::AddressTaken { addr: 0, len };
+    for _ in 0..100 {
+        let p = os.reserve(None, padded)?;
+        let aligned = p.next_multiple_of(align);
+        os.free(p, padded)?;
+        match os.reserve_at(aligned, len) {
+            Err(e @ Error::AddressTaken { .. }) => last = e,
+            r => return r,
+        }
+    }
+    Err(last)
 }

@@ -1,0 +1,401 @@
+//! The xtask commands. Each shells out to cargo (or to the Go oracle's script)
+//! and turns failure into an `Err` with a message that says what to run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+type Res = Result<(), String>;
+
+/// Targets `arena` must build for; checked by `cargo xtask cross`.
+const CROSS_TARGETS: &[&str] = &[
+    "x86_64-pc-windows-gnu",
+    "aarch64-apple-darwin",
+    "wasm32-unknown-unknown",
+    "i686-unknown-linux-gnu",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Cargo for the nightly toolchain. `RUSTUP_TOOLCHAIN` set by the stable
+/// `cargo xtask` invocation would otherwise pin the child to stable.
+fn nightly(tool: &str) -> Command {
+    let mut c = Command::new(tool);
+    c.current_dir(root())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .arg("+nightly");
+    c
+}
+
+fn run(what: &str, cmd: &mut Command) -> Res {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+/// Runs the CI gate, stopping at the first failing step.
+pub fn ci() -> Res {
+    type Step = (&'static str, fn() -> Res);
+    let steps: &[Step] = &[
+        ("fmt", || {
+            run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
+            run(
+                "cargo fmt --check (fuzz)",
+                cargo().args(["fmt", "--all", "--check", "--manifest-path", "fuzz/Cargo.toml"]),
+            )
+        }),
+        ("clippy", || {
+            run(
+                "clippy",
+                cargo().args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+            )
+        }),
+        ("test", || {
+            run("tests", cargo().args(["test", "--workspace"]))
+        }),
+        ("doc", || {
+            run(
+                "docs",
+                cargo()
+                    .args(["doc", "--workspace", "--no-deps"])
+                    .env("RUSTDOCFLAGS", "-D warnings"),
+            )
+        }),
+        ("benches", || {
+            run(
+                "benches compiled",
+                cargo().args(["bench", "--workspace", "--no-run"]),
+            )
+        }),
+        ("fuzz-build", || {
+            run(
+                "fuzz targets compiled",
+                cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
+            )
+        }),
+        ("cross", cross),
+        ("conformance", || conformance(&[])),
+    ];
+    let mut summary = Vec::new();
+    let total = Instant::now();
+    for (name, step) in steps {
+        eprintln!("\nxtask ci: == {name} ==");
+        let t = Instant::now();
+        let res = step();
+        let secs = t.elapsed().as_secs_f64();
+        summary.push(format!(
+            "ci step {name:<12} {} ({secs:.0} s)",
+            if res.is_ok() { "ok" } else { "FAILED" }
+        ));
+        if let Err(e) = res {
+            for line in &summary {
+                println!("{line}");
+            }
+            return Err(format!("ci step `{name}`: {e}"));
+        }
+    }
+    for line in &summary {
+        println!("{line}");
+    }
+    println!(
+        "ci: {} passed, 0 failed ({:.0} s)",
+        steps.len(),
+        total.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `cargo check -p arena` for every cross target, adding targets with rustup
+/// when they are missing.
+pub fn cross() -> Res {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("cross-target checks need rustup: {e}"))?;
+    let installed = String::from_utf8_lossy(&installed.stdout).to_string();
+    for t in CROSS_TARGETS {
+        if !installed.lines().any(|l| l.trim() == *t) {
+            eprintln!("xtask: target {t} missing; adding it with rustup");
+            run(
+                &format!("rustup target add {t} (needed for the cross-target check)"),
+                Command::new("rustup").args(["target", "add", t]),
+            )?;
+        }
+        run(
+            &format!("cargo check -p arena --target {t}"),
+            cargo().args(["check", "-p", "arena", "--target", t]),
+        )?;
+    }
+    Ok(())
+}
+
+fn trace_dir() -> PathBuf {
+    root().join("crates/testkit/traces")
+}
+
+fn list_traces(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "trace"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Replays the project's conformance traces plus `extra` files, printing one
+/// line per failing trace and the closing `conformance: N passed, M failed`.
+pub fn conformance(extra: &[String]) -> Res {
+    if cfg!(debug_assertions) {
+        // Replays of the long traces want an optimised build.
+        return reinvoke_release("conformance", extra);
+    }
+    let mut files = list_traces(&trace_dir().join("go119"))?;
+    files.extend(list_traces(&trace_dir().join("perf"))?);
+    files.extend(extra.iter().map(PathBuf::from));
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for f in &files {
+        match testkit::replay::conform_file(f) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {}: {e}", f.display());
+            }
+        }
+    }
+    println!("conformance: {passed} passed, {failed} failed");
+    if failed > 0 {
+        Err(format!("{failed} trace(s) do not conform"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Re-runs this xtask command from a release build.
+fn reinvoke_release(cmd: &str, args: &[String]) -> Res {
+    run(
+        &format!("xtask {cmd} (release)"),
+        cargo()
+            .args(["run", "--quiet", "--release", "-p", "xtask", "--", cmd])
+            .args(args),
+    )
+}
+
+/// Times trace replays; prints `FILE NS_PER_OP` per trace (median of runs).
+pub fn replay_bench(files: &[String]) -> Res {
+    if files.is_empty() {
+        return Err("replay-bench needs at least one trace file".into());
+    }
+    if cfg!(debug_assertions) {
+        return reinvoke_release("replay-bench", files);
+    }
+    for f in files {
+        let ns = testkit::replay::bench_file(Path::new(f), 7)
+            .map_err(|e| format!("{f}: {e}"))?;
+        println!("{f} {ns:.1}");
+    }
+    println!("replay-bench: {} traces", files.len());
+    Ok(())
+}
+
+/// Our replay bench and the Go oracle's on the same files, one table.
+pub fn compare_go(args: &[String]) -> Res {
+    if cfg!(debug_assertions) {
+        return reinvoke_release("compare-go", args);
+    }
+    let glob = match args.first() {
+        Some(g) => g.clone(),
+        None => format!("{}/perf/*.trace", trace_dir().display()),
+    };
+    let script = root().join("../shared/oracle/run.sh");
+    if !script.exists() {
+        return Err(format!(
+            "the Go oracle is not at {}; compare-go needs ../shared beside the repo",
+            script.display()
+        ));
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["bench", &glob])
+        .output()
+        .map_err(|e| format!("running the Go oracle: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "the Go oracle failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    // Lines look like `BenchmarkOracleReplay/NAME-2  2  123 ns/op  45.6 ns/traceop`.
+    let mut go = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("BenchmarkOracleReplay/") else {
+            continue;
+        };
+        let name = rest.split_whitespace().next().unwrap_or("");
+        let name = name.rsplit_once('-').map_or(name, |(n, _)| n).to_string();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = fields.iter().position(|f| *f == "ns/traceop") {
+            if let Ok(v) = fields[i - 1].parse::<f64>() {
+                go.push((name, v));
+            }
+        }
+    }
+    if go.is_empty() {
+        return Err(format!("no Go results parsed from:\n{text}"));
+    }
+    let dir = Path::new(&glob)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    println!(
+        "{:<28} {:>12} {:>12} {:>8}",
+        "trace", "ours ns/op", "go ns/op", "ours/go"
+    );
+    let mut worst: f64 = 0.0;
+    for (name, go_ns) in &go {
+        let file = dir.join(format!("{name}.trace"));
+        let ours = testkit::replay::bench_file(&file, 7).map_err(|e| format!("{name}: {e}"))?;
+        let ratio = ours / go_ns;
+        worst = worst.max(ratio);
+        println!("{name:<28} {ours:>12.1} {go_ns:>12.1} {ratio:>8.3}");
+    }
+    println!("compare-go: {} traces, worst ratio {worst:.3}", go.len());
+    Ok(())
+}
+
+/// Runs the Miri-capable crates' tests under Miri.
+pub fn miri() -> Res {
+    let have = Command::new("rustup")
+        .args(["+nightly", "component", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("miri needs rustup and a nightly toolchain: {e}"))?;
+    if !String::from_utf8_lossy(&have.stdout)
+        .lines()
+        .any(|l| l.starts_with("miri"))
+    {
+        eprintln!("xtask: the nightly toolchain has no miri component; adding miri and rust-src");
+        run(
+            "rustup component add miri",
+            Command::new("rustup").args(["+nightly", "component", "add", "miri", "rust-src"]),
+        )?;
+    }
+    eprintln!(
+        "xtask: under Miri the real-OS tests are compiled out (cfg(miri)) and are NOT run; \
+         everything else runs over the simulated OS"
+    );
+    for pkg in ["addr-ranges", "arena", "pagealloc", "testkit"] {
+        run(
+            &format!("miri tests of {pkg}"),
+            nightly("cargo")
+                .args(["miri", "test", "-p", pkg])
+                .env("PROPTEST_CASES", "8")
+                .env("MIRIFLAGS", "-Zmiri-disable-isolation"),
+        )?;
+    }
+    println!("miri: 4 crates passed, 0 failed");
+    Ok(())
+}
+
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    let manifest = std::fs::read_to_string(root().join("fuzz/Cargo.toml"))
+        .map_err(|e| format!("reading fuzz/Cargo.toml: {e}"))?;
+    let mut names = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin {
+            if let Some(v) = line.strip_prefix("name") {
+                let v = v.trim_start().trim_start_matches('=').trim();
+                names.push(v.trim_matches('"').to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn ensure_cargo_fuzz() -> Res {
+    let ok = nightly("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("xtask: cargo-fuzz is not installed; installing it with `cargo install cargo-fuzz`");
+        run(
+            "cargo install cargo-fuzz",
+            cargo().args(["install", "cargo-fuzz"]),
+        )?;
+    }
+    Ok(())
+}
+
+/// `fuzz TARGET [--seconds N]` or `fuzz --smoke`.
+pub fn fuzz(args: &[String]) -> Res {
+    let targets = fuzz_targets()?;
+    let (which, secs): (Vec<String>, u64) = match args {
+        [flag] if flag == "--smoke" => (targets.clone(), 60),
+        [t] => (vec![t.clone()], 600),
+        [t, flag, n] if flag == "--seconds" => (
+            vec![t.clone()],
+            n.parse().map_err(|_| format!("bad --seconds value `{n}`"))?,
+        ),
+        _ => {
+            return Err(format!(
+                "usage: cargo xtask fuzz TARGET [--seconds N] | --smoke; targets: {}",
+                targets.join(", ")
+            ))
+        }
+    };
+    for t in &which {
+        if !targets.contains(t) {
+            return Err(format!(
+                "no fuzz target `{t}`; targets: {}",
+                targets.join(", ")
+            ));
+        }
+    }
+    ensure_cargo_fuzz()?;
+    for t in &which {
+        run(
+            &format!("fuzz {t} for {secs} s"),
+            nightly("cargo").args([
+                "fuzz",
+                "run",
+                t,
+                "--",
+                &format!("-max_total_time={secs}"),
+            ]),
+        )?;
+    }
+    println!("fuzz: {} targets passed, 0 failed", which.len());
+    Ok(())
+}
