@@ -179,16 +179,11 @@ pub fn conformance(extra: &[String]) -> Res {
     let mut files = list_traces(&trace_dir().join("go119"))?;
     files.extend(list_traces(&trace_dir().join("perf"))?);
     files.extend(extra.iter().map(PathBuf::from));
-    let (mut passed, mut failed) = (0usize, 0usize);
-    for f in &files {
-        match testkit::replay::conform_file(f) {
-            Ok(()) => passed += 1,
-            Err(e) => {
-                failed += 1;
-                println!("FAIL {}: {e}", f.display());
-            }
-        }
+    let report = testkit::replay::conformance(&files);
+    for f in report.files.iter().filter(|f| !f.outcome.passed()) {
+        println!("{}: {}", f.path.display(), f.outcome);
     }
+    let (passed, failed) = (report.passed(), report.failed());
     println!("conformance: {passed} passed, {failed} failed");
     if failed > 0 {
         Err(format!("{failed} trace(s) do not conform"))
@@ -216,8 +211,7 @@ pub fn replay_bench(files: &[String]) -> Res {
         return reinvoke_release("replay-bench", files);
     }
     for f in files {
-        let ns = testkit::replay::bench_file(Path::new(f), 7)
-            .map_err(|e| format!("{f}: {e}"))?;
+        let ns = testkit::replay::bench_file(Path::new(f), 7);
         println!("{f} {ns:.1}");
     }
     println!("replay-bench: {} traces", files.len());
@@ -282,7 +276,7 @@ pub fn compare_go(args: &[String]) -> Res {
     let mut worst: f64 = 0.0;
     for (name, go_ns) in &go {
         let file = dir.join(format!("{name}.trace"));
-        let ours = testkit::replay::bench_file(&file, 7).map_err(|e| format!("{name}: {e}"))?;
+        let ours = testkit::replay::bench_file(&file, 7);
         let ratio = ours / go_ns;
         worst = worst.max(ratio);
         println!("{name:<28} {ours:>12.1} {go_ns:>12.1} {ratio:>8.3}");

@@ -50,6 +50,9 @@
 //! ```
 //! use arena::{PageState, ReleaseMode, Reservation, SystemOs};
 //!
+//! # #[cfg(miri)] // Miri cannot make `PROT_NONE` mappings.
+//! # fn main() {}
+//! # #[cfg(not(miri))]
 //! # fn main() -> Result<(), arena::Error> {
 //! let os = SystemOs::new();
 //! let page = arena::Os::page_size(&os);
@@ -97,7 +100,7 @@ pub use stats::{MemStats, MemStatsSnapshot};
 pub use sys::{os_huge_page_size, os_page_size, SystemOs};
 
 /// Errors from address-space operations.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The requested range overlaps an existing mapping.
@@ -187,6 +190,8 @@ pub enum Op {
     Free,
     /// [`Os::advise_huge`].
     AdviseHuge,
+    /// A read or write of the memory itself (checked by the simulated OS).
+    Access,
 }
 
 impl fmt::Display for Op {
@@ -199,6 +204,7 @@ impl fmt::Display for Op {
             Op::Fault => "fault",
             Op::Free => "free",
             Op::AdviseHuge => "advise huge pages on",
+            Op::Access => "touch",
         })
     }
 }

@@ -151,9 +151,15 @@ pub(crate) fn reserve_aligned_by_retry<O: Os + ?Sized>(
 ) -> Result<usize, Error> {
     let page = os.page_size();
     if !align.is_power_of_two() || align % page != 0 {
-        return Err(Error::Misaligned { addr: 0, len: align, align: page });
+        return Err(Error::Misaligned {
+            addr: 0,
+            len: align,
+            align: page,
+        });
     }
-    let padded = len.checked_add(align).ok_or(Error::Overflow { addr: 0, len })?;
+    let padded = len
+        .checked_add(align)
+        .ok_or(Error::Overflow { addr: 0, len })?;
     let mut last = Error::AddressTaken { addr: 0, len };
     for _ in 0..100 {
         let p = os.reserve(None, padded)?;

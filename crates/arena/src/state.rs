@@ -55,6 +55,7 @@ pub(crate) fn rule(op: Op) -> (fn(PageState) -> bool, Option<PageState>) {
         Op::Unused => (|s| s == PageState::Ready, Some(PageState::Prepared)),
         Op::Fault => (PageState::is_mapped, Some(PageState::Reserved)),
         Op::AdviseHuge => (PageState::is_mapped, None),
+        Op::Access => (|s| s == PageState::Ready, None),
         Op::Reserve | Op::Free => (|_| true, None),
     }
 }
@@ -108,17 +109,10 @@ impl StateMap {
         let first = self.runs.range(..=pages.start).next_back();
         let rest = self.runs.range(pages.start + 1..pages.end);
         let n = self.n_pages;
-        first
-            .into_iter()
-            .chain(rest)
-            .map(move |(&start, &state)| {
-                let next = self
-                    .runs
-                    .range(start + 1..)
-                    .next()
-                    .map_or(n, |(&k, _)| k);
-                (start.max(pages.start)..next.min(pages.end), state)
-            })
+        first.into_iter().chain(rest).map(move |(&start, &state)| {
+            let next = self.runs.range(start + 1..).next().map_or(n, |(&k, _)| k);
+            (start.max(pages.start)..next.min(pages.end), state)
+        })
     }
 
     /// The first page of `pages` whose state `ok` rejects.

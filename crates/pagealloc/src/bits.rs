@@ -7,7 +7,7 @@
 //! bits live in [`crate::chunk`].
 //!
 //! Go's shifts by 64 or more yield 0; Rust's panic (debug) or wrap
-//! (release). Every mask here is built by [`low_mask`], which never shifts
+//! (release). Every mask here is built by `low_mask`, which never shifts
 //! by the full width.
 
 #[cfg(test)]
@@ -165,7 +165,11 @@ fn word_masks(i: usize, n: usize) -> impl Iterator<Item = (usize, u64)> {
     let end = i.checked_add(n).filter(|&e| e <= CHUNK_BITS);
     let end = end.expect("bit range past the end of the chunk");
     // An empty range gives the empty word range 1..=0.
-    let (first, last) = if n == 0 { (1, 0) } else { (i / 64, (end - 1) / 64) };
+    let (first, last) = if n == 0 {
+        (1, 0)
+    } else {
+        (i / 64, (end - 1) / 64)
+    };
     (first..=last).map(move |w| {
         // The range's bits within word w: [lo, hi), 0 <= lo < hi <= 64.
         let lo = if w == first { i % 64 } else { 0 };

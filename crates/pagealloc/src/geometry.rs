@@ -4,8 +4,8 @@
 //! A [`Geometry`] names five free parameters (page shift, chunk pages, heap
 //! address bits, arena base offset, summary levels); everything else is
 //! derived from them as `const` expressions and cross-checked by const
-//! assertions ([`Geometry::VALID`]), so an inconsistent geometry fails to
-//! compile instead of corrupting summaries at run time. Ready-made
+//! assertions, so an inconsistent geometry fails to compile instead of
+//! corrupting summaries at run time. Ready-made
 //! geometries cover the Go runtime's 64-bit and 32-bit layouts, the x86-64
 //! arena offset, 4 KiB pages and 57-bit (5-level paging) address spaces.
 
@@ -17,16 +17,17 @@ use core::fmt::Debug;
 /// The shape of the address space the allocator manages.
 ///
 /// Implementors set the five required constants; the derived constants have
-/// correct default definitions and should not be overridden (if they are, the
-/// const assertions in [`Geometry::VALID`] reject inconsistent values).
+/// correct default definitions and should not be overridden (if they are,
+/// const assertions reject inconsistent values).
 ///
-/// Every method that depends on the geometry evaluates [`Geometry::VALID`],
-/// so an invalid geometry is a compile error at its first use.
+/// Every method here, and every geometry-generic function of the crate's
+/// chunk and summary modules, evaluates those assertions, so an invalid
+/// geometry is a compile error at its first use.
 pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// log2 of the page size in bytes (13 for 8 KiB pages).
     const PAGE_SHIFT: u32;
     /// log2 of the pages in a chunk. Only 9 (512 pages, eight 64-bit bitmap
-    /// words) is supported; [`Geometry::VALID`] checks it.
+    /// words) is supported, and a const assertion checks it.
     const LOG_CHUNK_PAGES: u32;
     /// Bits of address space the heap may occupy (48, 32, 57, ...).
     const HEAP_ADDR_BITS: u32;
@@ -68,13 +69,8 @@ pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// exclusive bound would overflow), in raw address terms: the top of the
     /// offset space plus the arena base offset, wrapping. Go calls this
     /// `maxOffAddr`.
-    const MAX_OFF_ADDR: usize = (usize::MAX >> (usize::BITS - Self::HEAP_ADDR_BITS))
-        .wrapping_add(Self::ARENA_BASE_OFFSET);
-
-    /// Const assertions over the constants above. Evaluating it (every
-    /// method below does) turns an inconsistent geometry into a compile
-    /// error.
-    const VALID: () = validate::<Self>();
+    const MAX_OFF_ADDR: usize =
+        (usize::MAX >> (usize::BITS - Self::HEAP_ADDR_BITS)).wrapping_add(Self::ARENA_BASE_OFFSET);
 
     /// Radix bits the summary level `l` adds: [`Geometry::SUMMARY_L0_BITS`]
     /// at the root, [`Geometry::SUMMARY_LEVEL_BITS`] below.
@@ -84,7 +80,7 @@ pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// If `l >= SUMMARY_LEVELS`.
     #[inline]
     fn level_bits(l: usize) -> u32 {
-        let () = Self::VALID;
+        check::<Self>();
         assert!(l < Self::SUMMARY_LEVELS, "summary level out of range");
         if l == 0 {
             Self::SUMMARY_L0_BITS
@@ -101,7 +97,7 @@ pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// If `l >= SUMMARY_LEVELS`.
     #[inline]
     fn level_shift(l: usize) -> u32 {
-        let () = Self::VALID;
+        check::<Self>();
         assert!(l < Self::SUMMARY_LEVELS, "summary level out of range");
         Self::HEAP_ADDR_BITS - Self::SUMMARY_L0_BITS - l as u32 * Self::SUMMARY_LEVEL_BITS
     }
@@ -113,7 +109,7 @@ pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// If `l >= SUMMARY_LEVELS`.
     #[inline]
     fn level_log_pages(l: usize) -> u32 {
-        let () = Self::VALID;
+        check::<Self>();
         assert!(l < Self::SUMMARY_LEVELS, "summary level out of range");
         Self::LOG_MAX_PACKED - l as u32 * Self::SUMMARY_LEVEL_BITS
     }
@@ -126,7 +122,7 @@ pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// If `l >= SUMMARY_LEVELS`.
     #[inline]
     fn level_entries(l: usize) -> usize {
-        let () = Self::VALID;
+        check::<Self>();
         assert!(l < Self::SUMMARY_LEVELS, "summary level out of range");
         1 << (Self::SUMMARY_L0_BITS + l as u32 * Self::SUMMARY_LEVEL_BITS)
     }
@@ -135,7 +131,7 @@ pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// CHUNK_BYTES`, the subtraction wrapping.
     #[inline]
     fn chunk_index(addr: usize) -> usize {
-        let () = Self::VALID;
+        check::<Self>();
         addr.wrapping_sub(Self::ARENA_BASE_OFFSET) >> Self::LOG_CHUNK_BYTES
     }
 
@@ -143,35 +139,58 @@ pub trait Geometry: Copy + Default + Debug + Send + Sync + 'static {
     /// [`Geometry::chunk_index`].
     #[inline]
     fn chunk_base(ci: usize) -> usize {
-        let () = Self::VALID;
+        check::<Self>();
         (ci << Self::LOG_CHUNK_BYTES).wrapping_add(Self::ARENA_BASE_OFFSET)
     }
 
     /// The index within its chunk of the page holding `addr`.
     #[inline]
     fn chunk_page_index(addr: usize) -> usize {
-        let () = Self::VALID;
+        check::<Self>();
         // The base offset is chunk-aligned (checked), so it does not change
         // the offset within a chunk.
         (addr & (Self::CHUNK_BYTES - 1)) >> Self::PAGE_SHIFT
     }
 }
 
-/// Checks the consistency of `G`'s constants; a failure is a compile error
-/// wherever [`Geometry::VALID`] is evaluated.
+/// Forces the const assertions on `G` (a no-op at run time). Kept outside
+/// the trait so an implementation cannot override it.
+#[inline(always)]
+pub(crate) const fn check<G: Geometry>() {
+    let () = Checked::<G>::OK;
+}
+
+/// Carrier of the per-geometry assertion constant.
+struct Checked<G>(core::marker::PhantomData<G>);
+
+impl<G: Geometry> Checked<G> {
+    /// Evaluated once per geometry, at compile time.
+    const OK: () = validate::<G>();
+}
+
+/// Checks the consistency of `G`'s constants.
 const fn validate<G: Geometry>() {
-    assert!(G::LOG_CHUNK_PAGES == 9, "only 512-page chunks are supported");
+    assert!(
+        G::LOG_CHUNK_PAGES == 9,
+        "only 512-page chunks are supported"
+    );
     assert!(
         G::CHUNK_PAGES == crate::bits::CHUNK_WORDS * 64,
         "a chunk's bitmap must be CHUNK_WORDS words"
     );
     assert!(G::SUMMARY_LEVEL_BITS == 3, "the summary fan-out must be 8");
-    assert!(G::SUMMARY_LEVELS >= 2, "the summary tree needs at least two levels");
+    assert!(
+        G::SUMMARY_LEVELS >= 2,
+        "the summary tree needs at least two levels"
+    );
     assert!(G::PAGE_BYTES == 1 << G::PAGE_SHIFT);
     assert!(G::CHUNK_PAGES == 1 << G::LOG_CHUNK_PAGES);
     assert!(G::LOG_CHUNK_BYTES == G::PAGE_SHIFT + G::LOG_CHUNK_PAGES);
     assert!(G::CHUNK_BYTES == 1 << G::LOG_CHUNK_BYTES);
-    assert!(G::HEAP_ADDR_BITS <= usize::BITS, "the heap must fit the address width");
+    assert!(
+        G::HEAP_ADDR_BITS <= usize::BITS,
+        "the heap must fit the address width"
+    );
     assert!(
         G::HEAP_ADDR_BITS >= G::LOG_CHUNK_BYTES + (G::SUMMARY_LEVELS as u32 - 1) * 3,
         "the heap is too small for this many summary levels"
@@ -199,7 +218,10 @@ const fn validate<G: Geometry>() {
         "the levels' radix bits must cover the heap address bits"
     );
     // Three fields plus the all-free flag bit must fit a u64.
-    assert!(3 * G::LOG_MAX_PACKED < 64, "summary fields do not fit 63 bits");
+    assert!(
+        3 * G::LOG_MAX_PACKED < 64,
+        "summary fields do not fit 63 bits"
+    );
     let l1 = if G::HEAP_ADDR_BITS > 32 { 13 } else { 0 };
     assert!(G::CHUNKS_L1_BITS == l1, "CHUNKS_L1_BITS is inconsistent");
     assert!(
@@ -290,11 +312,11 @@ impl Geometry for La57 {
 
 // The ready-made geometries are checked here, where they are defined, not
 // only at their first use.
-const _: () = Go32::VALID;
+const _: () = check::<Go32>();
 #[cfg(target_pointer_width = "64")]
 const _: () = {
-    Go64::VALID;
-    Go64Amd64::VALID;
-    Pages4K::VALID;
-    La57::VALID;
+    check::<Go64>();
+    check::<Go64Amd64>();
+    check::<Pages4K>();
+    check::<La57>();
 };

@@ -1,2 +1,291 @@
-//! Go-conformant page allocator. (Skeleton: filled by its issue.)
+//! A page allocator modelled on the Go 1.19 runtime's: 8 KiB pages grouped
+//! into 512-page chunks, one allocation bitmap and one scavenged bitmap per
+//! chunk, and a radix tree of packed `(start, max, end)` free-run summaries
+//! searched address-ordered first fit.
+//!
+//! # The model
+//!
+//! A [`PageAlloc`] manages pages of an address space whose shape a
+//! [`Geometry`] fixes at compile time. It owns no heap memory itself: the
+//! caller [grows](PageAlloc::grow) it by whole chunks of address space it
+//! obtained elsewhere, then [allocates](PageAlloc::alloc) and
+//! [frees](PageAlloc::free) runs of pages in them. Allocation is first fit
+//! by address, across chunk boundaries. Every free page is either
+//! *scavenged* (its memory was given back to the OS; grown memory starts so)
+//! or not; allocations report how many of their bytes were scavenged, and
+//! the [scavenger](PageAlloc::scavenge) releases free, unscavenged pages,
+//! highest chunk first. A 64-page [`PageCache`] hands out pages without
+//! touching the tree.
+//!
+//! The allocator's own metadata (the summary tree, the chunk bitmaps, the
+//! set of in-use ranges) comes from the [`Os`](arena::Os) it is given, never
+//! from the global allocator: the crate is `no_std` without `alloc`, so it
+//! can sit under a `#[global_allocator]`. The summary arrays are reserved
+//! whole up front and committed only where the heap has grown.
+//!
+//! The building blocks:
+//! * [`geometry`]: the compile-time address-space shape ([`Geometry`] and
+//!   the ready-made [`Go64`], [`Go64Amd64`], [`Go32`], [`Pages4K`], [`La57`]);
+//! * [`bits`]: a chunk's bitmap ([`PageBits`]) and word-level bit tricks;
+//! * [`chunk`]: a chunk's bitmaps ([`ChunkData`]) and the searches over
+//!   them (summarize, first fit, scavenge candidates);
+//! * [`summary`]: packed summaries ([`Summary`]) and their merge.
+//!
+//! ```
+//! use pagealloc::{ChunkData, Go64, Summary};
+//!
+//! let mut chunk = ChunkData::default();
+//! chunk.alloc_range(0, 10);
+//! let f = chunk.alloc.summarize();
+//! assert_eq!((f.start, f.max, f.end), (0, 502, 502));
+//! assert_eq!(chunk.alloc.find(4, 0), (Some(10), 10));
+//! assert_eq!(Summary::pack::<Go64>(f.start, f.max, f.end).max::<Go64>(), 502);
+//! ```
+//!
+//! A whole allocator over the real OS, with synthetic heap addresses (the
+//! allocator never touches heap memory unless told to release it):
+//!
+//! ```
+//! use pagealloc::{Config, Go64, HeapRelease, PageAlloc};
+//!
+//! # fn main() -> Result<(), pagealloc::Error> {
+//! let config = Config { heap_release: HeapRelease::Bookkeeping, ..Config::default() };
+//! let mut pa = PageAlloc::<Go64, _>::new(arena::SystemOs::new(), config)?;
+//! let base = 0xc000 << 22; // chunk 0xc000
+//! pa.grow(base, 2 << 22)?;
+//! let a = pa.alloc(600)?.expect("room for 600 pages");
+//! assert_eq!((a.base, a.scavenged), (base, 600 * 8192)); // grown memory is scavenged
+//! pa.free(a.base, 600)?;
+//! assert!(pa.free(a.base, 1).is_err()); // a double free is an error
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Crate features
+//!
+//! None; the crate is `no_std`.
 #![no_std]
+
+pub mod bits;
+pub mod chunk;
+pub mod geometry;
+pub mod summary;
+
+mod cache;
+mod chunks;
+mod error;
+mod inspect;
+mod inuse;
+mod meta;
+mod ops;
+mod scavenge;
+mod stats;
+mod tree;
+
+// The unit tests use `std` (the simulated OS, formatting).
+#[cfg(test)]
+extern crate std;
+#[cfg(test)]
+mod tests;
+
+pub use addr_ranges::AddrRange;
+use arena::{Os, ReleaseMode};
+pub use bits::*;
+pub use cache::PageCache;
+pub use chunk::*;
+pub use error::Error;
+pub use geometry::*;
+pub use inspect::Inspect;
+pub use stats::Stats;
+pub use summary::*;
+
+use crate::chunks::ChunkMap;
+use crate::inuse::InUse;
+use crate::meta::MetaBytes;
+use crate::stats::Counters;
+use crate::tree::Tree;
+
+/// What the scavenger does with the heap pages it releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeapRelease {
+    /// Release them through [`Os::unused`] in this mode. The heap ranges
+    /// must then be memory the allocator's [`Os`] manages.
+    Os(ReleaseMode),
+    /// Only mark them scavenged; make no OS call. For heaps of synthetic
+    /// addresses, such as trace replays.
+    Bookkeeping,
+}
+
+/// Allocator settings. Build one with struct update syntax from
+/// [`Config::default`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How scavenged heap pages are released.
+    pub heap_release: HeapRelease,
+    /// The physical page size the scavenger works in: runs it releases are
+    /// multiples of it and aligned to it. `None` takes [`Os::page_size`].
+    pub phys_page_bytes: Option<usize>,
+    /// The transparent huge page size; the scavenger releases a free,
+    /// unscavenged huge page whole rather than splitting it. `None` takes
+    /// [`Os::huge_page_size`]; `Some(0)` means no huge pages.
+    pub huge_page_bytes: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            heap_release: HeapRelease::Os(ReleaseMode::default()),
+            phys_page_bytes: None,
+            huge_page_bytes: None,
+        }
+    }
+}
+
+/// A successful allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Allocation {
+    /// The first page's address.
+    pub base: usize,
+    /// How many of the allocated bytes were scavenged (their memory had been
+    /// returned to the OS and must be made ready again before use).
+    pub scavenged: usize,
+}
+
+/// A page allocator over the address space of geometry `G`, with metadata
+/// from `O`. See the [crate documentation](crate).
+///
+/// All operations take `&mut self`; share it behind a lock.
+pub struct PageAlloc<G: Geometry, O: Os> {
+    os: O,
+    heap_release: HeapRelease,
+    /// The scavenger's minimum run and alignment, in pages.
+    scav_min_pages: usize,
+    /// Pages in a huge page, or 0 when the huge-page rule is off.
+    scav_huge_pages: usize,
+    tree: Tree<G>,
+    chunks: ChunkMap<G>,
+    in_use: InUse<G>,
+    /// The search address, as an offset: every page below it is allocated,
+    /// and it lies in use or equals [`max_off`] ("exhausted"). Go calls this
+    /// `searchAddr`.
+    search: usize,
+    /// Lowest chunk index ever grown (meaningless while `end == 0`).
+    start: usize,
+    /// One past the highest chunk index ever grown; 0 before the first grow.
+    end: usize,
+    counters: Counters,
+    meta: MetaBytes,
+}
+
+impl<G: Geometry, O: Os> PageAlloc<G, O> {
+    /// An empty allocator: reserves the summary arrays, the chunk map's
+    /// first level and the in-use range storage from `os`, committing only
+    /// the latter two (a few pages).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a physical page size that is not a power of two
+    /// or is more than 64 pages, or a huge page size that is not a power of
+    /// two; [`Error::Os`] if a reservation fails.
+    pub fn new(os: O, config: Config) -> Result<Self, Error> {
+        let phys = config.phys_page_bytes.unwrap_or_else(|| os.page_size());
+        if !phys.is_power_of_two() {
+            return Err(Error::Config("physical page size must be a power of two"));
+        }
+        let scav_min_pages = (phys / G::PAGE_BYTES).max(1);
+        if scav_min_pages > 64 {
+            return Err(Error::Config("physical page size exceeds 64 pages"));
+        }
+        let huge = match config.huge_page_bytes {
+            Some(h) => h,
+            None => os.huge_page_size().unwrap_or(0),
+        };
+        if huge != 0 && !huge.is_power_of_two() {
+            return Err(Error::Config("huge page size must be a power of two"));
+        }
+        // Huge pages larger than a chunk are ignored, as Go does; the rule
+        // only matters when a huge page is larger than both a page and a
+        // physical page.
+        let scav_huge_pages = if huge <= G::CHUNK_BYTES && huge > G::PAGE_BYTES && huge > phys {
+            huge / G::PAGE_BYTES
+        } else {
+            0
+        };
+
+        let mut meta = MetaBytes::default();
+        let mut tree = Tree::new(&os, &mut meta)?;
+        let mut chunks = match ChunkMap::new(&os, &mut meta) {
+            Ok(c) => c,
+            Err(e) => {
+                tree.release(&os, &mut meta);
+                return Err(e);
+            }
+        };
+        let in_use = match InUse::new(&os, &mut meta) {
+            Ok(u) => u,
+            Err(e) => {
+                tree.release(&os, &mut meta);
+                chunks.release(&os);
+                return Err(e);
+            }
+        };
+        Ok(PageAlloc {
+            os,
+            heap_release: config.heap_release,
+            scav_min_pages,
+            scav_huge_pages,
+            tree,
+            chunks,
+            in_use,
+            search: max_off::<G>(),
+            start: 0,
+            end: 0,
+            counters: Counters::default(),
+            meta,
+        })
+    }
+
+    /// The OS the allocator gets its metadata from.
+    pub fn os(&self) -> &O {
+        &self.os
+    }
+}
+
+impl<G: Geometry, O: Os> Drop for PageAlloc<G, O> {
+    fn drop(&mut self) {
+        self.in_use.release(&self.os, &mut self.meta);
+        self.chunks.release(&self.os);
+        self.tree.release(&self.os, &mut self.meta);
+    }
+}
+
+impl<G: Geometry, O: Os> core::fmt::Debug for PageAlloc<G, O> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PageAlloc")
+            .field("search_addr", &to_addr::<G>(self.search))
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The highest offset of `G`'s address space (inclusive): the "exhausted"
+/// search address.
+#[inline]
+pub(crate) fn max_off<G: Geometry>() -> usize {
+    usize::MAX >> (usize::BITS - G::HEAP_ADDR_BITS)
+}
+
+/// The offset of address `addr` in `G`'s address space.
+#[inline]
+pub(crate) fn to_off<G: Geometry>(addr: usize) -> usize {
+    addr.wrapping_sub(G::ARENA_BASE_OFFSET)
+}
+
+/// The address at offset `off`.
+#[inline]
+pub(crate) fn to_addr<G: Geometry>(off: usize) -> usize {
+    off.wrapping_add(G::ARENA_BASE_OFFSET)
+}

@@ -1,2 +1,89 @@
-//! The page heap facade. (Skeleton: filled by its issue.)
-#![forbid(unsafe_code)]
+//! A thread-safe page heap for language runtimes: the Go runtime's page
+//! heap (`mheap`) composed from [`arena`] (address space from the OS) and
+//! [`pagealloc`] (the page allocator).
+//!
+//! # The model
+//!
+//! A [`Heap`] hands out [`Span`]s: runs of 8 KiB pages ([`PAGE_BYTES`]).
+//!
+//! * **Growth.** When no free run fits, the heap grows by whole 4 MiB chunks
+//!   taken from its current arena, a 64 MiB reservation (Go's `curArena`).
+//!   When the arena runs out it reserves the next one at Go's hint addresses
+//!   (`0x00c0 << 32`, then higher), contiguous with the last when it can,
+//!   elsewhere when it must. New memory is mapped (Prepared) and handed to
+//!   [`pagealloc::PageAlloc::grow`]; it counts as released until used.
+//! * **Allocation.** Spans of fewer than 16 pages come from a per-thread
+//!   64-page cache without any lock (Go's per-P `pageCache`); the rest, and
+//!   cache refills, take the heap lock and search first fit by address.
+//!   Released pages in a span are made Ready (`Os::used`, Go's `sysUsed`)
+//!   before it is returned; [`Span::needs_zero`] tells whether the memory
+//!   may hold old data.
+//! * **Returning memory.** [`Heap::scavenge`] and [`Heap::release_all`]
+//!   (Go's `debug.FreeOSMemory`) release free pages explicitly; a memory
+//!   limit ([`Heap::set_memory_limit`]) releases eagerly during allocation
+//!   to stay under it (down to 95% of it); the background scavenger thread
+//!   keeps retained-but-free memory near `in_use + min(10%, 4 MiB)` at about
+//!   1% of the CPU time, paced by Go's PI controller.
+//! * **Accounting.** [`Heap::stats`] reports Go's `heap_sys`, `heap_inuse`,
+//!   `heap_free`, `heap_released` and the metadata, consistent with the
+//!   page allocator's and the OS layer's counters.
+//! * **Global allocator.** [`GlobalHeap`] serves allocations of a page or
+//!   more from a heap and smaller ones from [`std::alloc::System`].
+//!
+//! # Example
+//!
+//! ```
+//! use runtime_heap::{Config, Heap, PAGE_BYTES};
+//!
+//! # fn main() -> Result<(), runtime_heap::Error> {
+//! let heap = Heap::with_config(Config::DEFAULT.with_background_scavenger(false))?;
+//! let big = heap.alloc(100)?; // 800 KiB, from a fresh chunk
+//! assert_eq!(big.len(), 100 * PAGE_BYTES);
+//! assert!(!big.needs_zero()); // fresh memory reads as zeros
+//! let small = heap.alloc(1)?; // from this thread's page cache
+//! heap.free(big)?;
+//! heap.free(small)?;
+//! let released = heap.release_all()?;
+//! assert!(released >= 100 * PAGE_BYTES);
+//! let s = heap.stats();
+//! assert_eq!(s.heap_sys, s.heap_inuse + s.heap_free + s.heap_released);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Crate features
+//!
+//! - `std` (default): the background scavenger thread
+//!   ([`Config::background_scavenger`], [`Heap::start_scavenger`]). Without
+//!   it the heap never starts a thread; the crate itself always needs
+//!   `std` (locks and thread-local caches).
+//!
+//! # Safety
+//!
+//! The crate denies `unsafe` code except in two modules: the
+//! global-allocator adapter (`unsafe impl GlobalAlloc`) and a forwarding
+//! `unsafe impl Os` that lets the page allocator and the lock-free cache
+//! path share one OS object ([`SharedOs`]).
+#![deny(unsafe_code)]
+
+mod cache;
+mod config;
+mod error;
+mod global;
+mod heap;
+mod pacing;
+#[cfg(feature = "std")]
+mod scavenger;
+mod shared_os;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use arena::{ReleaseMode, SystemOs};
+pub use config::Config;
+pub use error::Error;
+pub use global::GlobalHeap;
+pub use heap::{Heap, HeapGeometry, HeapPageAlloc, Span, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
+pub use shared_os::SharedOs;
+pub use stats::HeapStats;

@@ -7,6 +7,15 @@
 //! - `os`: the simulated OS.
 //! - `pages`: trace reader/replayer, flat page-allocator model, invariant
 //!   checker.
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: the simulated OS's `unsafe impl arena::Os` is the one
+// place allowed to opt out (it contains no unsafe operation).
+#![deny(unsafe_code)]
 
 // Each area adds its module here, behind its feature.
+#[cfg(feature = "ranges")] pub mod ranges;
+#[cfg(feature = "pages")] pub mod check;
+#[cfg(feature = "pages")] pub mod model;
+#[cfg(feature = "pages")] pub mod pagestrat;
+#[cfg(feature = "pages")] pub mod replay;
+#[cfg(feature = "pages")] pub mod trace;
+#[cfg(feature = "os")] pub mod sim_os;

@@ -1,0 +1,297 @@
+//! The real operating system: [`SystemOs`] and the one door to the OS
+//! memory calls.
+//!
+//! Each platform module (`unix`, `windows`, `wasm`, `fallback`) offers the
+//! same set of functions over raw addresses; this module checks arguments
+//! and page states before calling them, so that the platform code only ever
+//! sees ranges inside reservations it made itself. A port touches one file.
+
+use alloc::collections::BTreeMap;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::lock::Lock;
+use crate::os::{HugeAdvice, Os, ReleaseMode};
+use crate::state::{check_range, rule, PageState, StateMap};
+use crate::{Error, Op};
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as imp;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as imp;
+
+#[cfg(all(target_arch = "wasm32", not(unix)))]
+mod wasm;
+#[cfg(all(target_arch = "wasm32", not(unix)))]
+use wasm as imp;
+
+#[cfg(not(any(unix, windows, target_arch = "wasm32")))]
+mod fallback;
+#[cfg(not(any(unix, windows, target_arch = "wasm32")))]
+use fallback as imp;
+
+/// The OS page size, read from the system once and cached.
+///
+/// 4096 on most systems, 16 KiB on Apple silicon, 64 KiB on Wasm.
+pub fn os_page_size() -> usize {
+    static CACHE: AtomicUsize = AtomicUsize::new(0);
+    match CACHE.load(Ordering::Relaxed) {
+        0 => {
+            let n = imp::page_size();
+            debug_assert!(n.is_power_of_two());
+            CACHE.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
+}
+
+/// The transparent huge page size, if the system has one.
+///
+/// On Linux it is read from
+/// `/sys/kernel/mm/transparent_hugepage/hpage_pmd_size` (with the `std`
+/// feature) and must be a power of two; elsewhere it is `None`.
+pub fn os_huge_page_size() -> Option<usize> {
+    imp::huge_page_size().filter(|n| n.is_power_of_two())
+}
+
+/// The real operating system's memory calls, behind the [`Os`] trait.
+///
+/// A `SystemOs` remembers the reservations it made and the state of each of
+/// their pages, and refuses (with an [`Error`]) any call on memory it does not
+/// own or in the wrong state, exactly like the simulated OS in `testkit`; the
+/// platform calls therefore never touch memory owned by anyone else.
+/// Reservations still alive when it is dropped stay mapped.
+///
+/// Per platform: Linux and other Unix systems use `mmap`/`madvise` (through
+/// rustix; through libc for `MADV_COLLAPSE` and macOS's `MADV_FREE_REUSABLE`
+/// and `MADV_FREE_REUSE`), Windows uses `VirtualAlloc`/`VirtualFree`, and Wasm
+/// grows linear memory, which can never be given back (see
+/// [`SystemOs::free`](Os::free)).
+pub struct SystemOs {
+    regions: Lock<BTreeMap<usize, Region>>,
+}
+
+/// One reservation: its length and page states.
+struct Region {
+    len: usize,
+    states: StateMap,
+}
+
+impl core::fmt::Debug for SystemOs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let regions = self.regions.lock();
+        f.debug_map()
+            .entries(regions.iter().map(|(base, r)| (base, r.len)))
+            .finish()
+    }
+}
+
+impl Default for SystemOs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SystemOs {
+    /// A new object owning no reservations.
+    pub const fn new() -> Self {
+        Self {
+            regions: Lock::new(BTreeMap::new()),
+        }
+    }
+
+    /// The state of the page containing `addr`; [`PageState::None`] outside
+    /// this object's reservations.
+    pub fn page_state(&self, addr: usize) -> PageState {
+        let page = self.page_size();
+        let regions = self.regions.lock();
+        match regions.range(..=addr).next_back() {
+            Some((&base, r)) if addr - base < r.len => r.states.get((addr - base) / page),
+            _ => PageState::None,
+        }
+    }
+
+    /// Checks a page transition and runs `call` on the range if it is legal,
+    /// then records the new state.
+    fn transition(
+        &self,
+        op: Op,
+        addr: usize,
+        len: usize,
+        call: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let page = self.page_size();
+        let end = check_range(addr, len, page)?;
+        let mut regions = self.regions.lock();
+        let (base, region) = match regions.range_mut(..=addr).next_back() {
+            Some((&base, r)) if end - base <= r.len => (base, r),
+            _ => return Err(Error::NotReserved { addr, len }),
+        };
+        let pages = (addr - base) / page..(end - base) / page;
+        let (accepts, to) = rule(op);
+        if let Some((p, state)) = region.states.first_rejected(pages.clone(), accepts) {
+            return Err(Error::InvalidTransition {
+                op,
+                addr: base + p * page,
+                state,
+            });
+        }
+        call()?;
+        if let Some(to) = to {
+            region.states.set(pages, to);
+        }
+        Ok(())
+    }
+
+    /// Records a new reservation made by the platform code.
+    fn register(&self, base: usize, len: usize) -> usize {
+        let n_pages = len / self.page_size();
+        let mut regions = self.regions.lock();
+        let states = StateMap::new(n_pages, PageState::Reserved);
+        regions.insert(base, Region { len, states });
+        base
+    }
+}
+
+// SAFETY:
+// - Ready memory is valid: `used` succeeds only on pages that `transition`
+//   found Prepared or Ready inside a reservation this object made, after the
+//   platform call made them readable and writable (`map` maps them read-write
+//   on Unix; `used` commits them on Windows; Wasm memory is always
+//   accessible). Nothing changes them again except `unused`, `fault` and
+//   `free`, the calls the contract names, because every call is checked
+//   against this object's page states under its lock and `map` refuses pages
+//   that are not Reserved.
+// - Ready memory reads as zero first: pages reach Ready from Reserved only
+//   through `map`, which installs fresh anonymous zero pages (Unix) or
+//   leaves them uncommitted until `used` commits zero pages (Windows); on
+//   Wasm, linear memory starts zeroed, `fault` zeroes what it returns to
+//   Reserved, and freed memory is never reused.
+unsafe impl Os for SystemOs {
+    fn page_size(&self) -> usize {
+        os_page_size()
+    }
+
+    fn huge_page_size(&self) -> Option<usize> {
+        os_huge_page_size()
+    }
+
+    fn reserve(&self, hint: Option<usize>, len: usize) -> Result<usize, Error> {
+        check_range(hint.unwrap_or(0), len, self.page_size())?;
+        let base = imp::reserve(hint, len)?;
+        Ok(self.register(base, len))
+    }
+
+    fn reserve_at(&self, addr: usize, len: usize) -> Result<usize, Error> {
+        let end = check_range(addr, len, self.page_size())?;
+        {
+            let regions = self.regions.lock();
+            if let Some((&base, r)) = regions.range(..end).next_back() {
+                if base + r.len > addr {
+                    return Err(Error::AddressTaken { addr, len });
+                }
+            }
+        }
+        let base = imp::reserve_at(addr, len)?;
+        debug_assert_eq!(base, addr);
+        Ok(self.register(base, len))
+    }
+
+    fn reserve_aligned(&self, len: usize, align: usize) -> Result<usize, Error> {
+        let page = self.page_size();
+        check_range(0, len, page)?;
+        if !align.is_power_of_two() || align % page != 0 {
+            return Err(Error::Misaligned {
+                addr: 0,
+                len: align,
+                align: page,
+            });
+        }
+        match imp::reserve_aligned(len, align) {
+            Some(r) => Ok(self.register(r?, len)),
+            None => crate::os::reserve_aligned_by_retry(self, len, align),
+        }
+    }
+
+    fn map(&self, addr: usize, len: usize) -> Result<(), Error> {
+        self.transition(Op::Map, addr, len, || {
+            // SAFETY:
+            // - `transition` checked that the range lies inside a
+            //   reservation of this object and that every page is Reserved,
+            //   so nobody holds data there, and its lock is held.
+            unsafe { imp::map(addr, len) }
+        })
+    }
+
+    fn used(&self, addr: usize, len: usize) -> Result<(), Error> {
+        self.transition(Op::Used, addr, len, || {
+            // SAFETY:
+            // - `transition` checked that the range lies inside a mapped part
+            //   of a reservation of this object, and its lock is held.
+            unsafe { imp::used(addr, len) }
+        })
+    }
+
+    fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
+        self.transition(Op::Unused, addr, len, || {
+            // SAFETY:
+            // - `transition` checked that the range lies inside a Ready part
+            //   of a reservation of this object; the caller gives its
+            //   contents up by calling `unused`, and the lock is held.
+            unsafe { imp::unused(addr, len, mode) }
+        })
+    }
+
+    fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
+        self.transition(Op::Fault, addr, len, || {
+            // SAFETY:
+            // - `transition` checked that the range lies inside a mapped part
+            //   of a reservation of this object; the caller gives its
+            //   contents up by calling `fault`, and the lock is held.
+            unsafe { imp::fault(addr, len) }
+        })
+    }
+
+    fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
+        let end = check_range(addr, len, self.page_size())?;
+        let mut regions = self.regions.lock();
+        match regions.get(&addr) {
+            Some(r) if r.len == len => {}
+            _ => {
+                let overlaps = regions
+                    .range(..end)
+                    .next_back()
+                    .is_some_and(|(&base, r)| base + r.len > addr);
+                return Err(if overlaps {
+                    Error::NotWholeReservation { addr, len }
+                } else {
+                    Error::NotReserved { addr, len }
+                });
+            }
+        }
+        // SAFETY:
+        // - `addr..addr + len` is exactly one reservation this object made
+        //   (checked above under the lock); the caller gives it up.
+        unsafe { imp::free(addr, len) }?;
+        regions.remove(&addr);
+        Ok(())
+    }
+
+    fn advise_huge(&self, addr: usize, len: usize, advice: HugeAdvice) -> Result<(), Error> {
+        self.transition(Op::AdviseHuge, addr, len, || {
+            // SAFETY:
+            // - `transition` checked that the range lies inside a mapped part
+            //   of a reservation of this object; advice keeps contents.
+            unsafe { imp::advise_huge(addr, len, advice) }
+        })
+    }
+
+    fn zeroed_after_unused(&self, mode: ReleaseMode) -> bool {
+        imp::zeroed_after_unused(mode)
+    }
+}

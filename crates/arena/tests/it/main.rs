@@ -1,0 +1,11 @@
+//! Integration tests of `arena`'s public API: the safe [`arena::Reservation`]
+//! and [`arena::ArenaHints`] over the simulated OS (Miri-clean) and over the
+//! real one (Linux: resident-memory figures, huge-page advice, faults).
+
+mod sim;
+
+// The real-OS tests make system calls Miri cannot run (mmap with
+// PROT_NONE, /proc, re-executing the test binary), so they are compiled
+// out under Miri rather than ignored; `cargo xtask miri` says so.
+#[cfg(all(target_os = "linux", not(miri)))]
+mod real;

@@ -1,0 +1,200 @@
+//! A read-only view of the allocator's internals, for invariant checkers
+//! (testkit's) and debugging.
+//!
+//! Nothing here is needed to use the allocator. Everything is computed on
+//! demand and may cost time linear in the number of in-use ranges.
+
+use core::ops::Range;
+
+use addr_ranges::AddrRange;
+use arena::Os;
+
+use crate::chunk::ChunkData;
+use crate::geometry::Geometry;
+use crate::summary::Summary;
+use crate::tree::{block_align, summary_range};
+use crate::{max_off, to_addr, to_off, PageAlloc};
+
+/// Read-only access to a [`PageAlloc`]'s internals; see
+/// [`PageAlloc::inspect`].
+///
+/// What a checker can verify with it:
+/// * every committed summary at a level above the leaves equals the merge
+///   ([`Summary::merge`]) of its children, and every leaf summary of a grown
+///   chunk equals the chunk's summarized bitmap; leaf summaries of chunks
+///   that were never grown are [`Summary::FULL`] (zero);
+/// * the search address is [`Inspect::max_search_addr`] or in use, and
+///   every page below it is allocated;
+/// * scavenged pages are free;
+/// * the in-use ranges are exactly the grown chunks;
+/// * the committed summary memory of each level
+///   ([`Inspect::mapped_summary_bytes`]) is exactly what the in-use ranges
+///   need, for example by asking a simulated OS which pages of
+///   [`Inspect::summary_reservation`] are ready.
+pub struct Inspect<'a, G: Geometry, O: Os> {
+    pa: &'a PageAlloc<G, O>,
+}
+
+impl<G: Geometry, O: Os> PageAlloc<G, O> {
+    /// A read-only view of the internals, for invariant checkers.
+    pub fn inspect(&self) -> Inspect<'_, G, O> {
+        Inspect { pa: self }
+    }
+}
+
+impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
+    /// The search address: every page below it (in offset order) is
+    /// allocated. [`Inspect::max_search_addr`] means "no page is free".
+    pub fn search_addr(&self) -> usize {
+        to_addr::<G>(self.pa.search)
+    }
+
+    /// The "heap exhausted" search address: the highest address of the
+    /// geometry's address space.
+    pub fn max_search_addr(&self) -> usize {
+        to_addr::<G>(max_off::<G>())
+    }
+
+    /// The number of summary levels.
+    pub fn levels(&self) -> usize {
+        G::SUMMARY_LEVELS
+    }
+
+    /// Level `l`'s length: summaries at or above this index were never
+    /// needed. Below it, only the committed ones can be read.
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not a level.
+    pub fn level_len(&self, l: usize) -> usize {
+        assert!(l < G::SUMMARY_LEVELS, "summary level out of range");
+        self.pa.tree.len(l)
+    }
+
+    /// Level `l`'s reservation as `(address, bytes)`.
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not a level.
+    pub fn summary_reservation(&self, l: usize) -> (usize, usize) {
+        assert!(l < G::SUMMARY_LEVELS, "summary level out of range");
+        self.pa.tree.reservation(l)
+    }
+
+    /// The byte ranges of level `l`'s reservation that the allocator
+    /// committed, relative to its start, ascending and disjoint: for each
+    /// in-use range, the summaries it covers widened to whole sibling blocks
+    /// and then to whole OS pages.
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not a level.
+    pub fn mapped_summary_bytes(&self, l: usize) -> impl Iterator<Item = Range<usize>> + 'a {
+        assert!(l < G::SUMMARY_LEVELS, "summary level out of range");
+        let pa = self.pa;
+        let page = pa.os.page_size();
+        merge_ranges(pa.in_use.iter().map(move |r| {
+            let (from, to) =
+                pa.tree
+                    .needed_bytes(l, page, to_off::<G>(r.base), to_off::<G>(r.limit));
+            from..to
+        }))
+    }
+
+    /// The summary index ranges of level `l` that the in-use ranges need:
+    /// each range's summaries widened to whole sibling blocks (the whole
+    /// level at the root), merged. These summaries and their children are
+    /// all readable.
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not a level.
+    pub fn needed_summary_indices(&self, l: usize) -> impl Iterator<Item = Range<usize>> + 'a {
+        assert!(l < G::SUMMARY_LEVELS, "summary level out of range");
+        merge_ranges(self.pa.in_use.iter().map(move |r| {
+            let (lo, hi) = summary_range::<G>(l, to_off::<G>(r.base), to_off::<G>(r.limit));
+            let (lo, hi) = block_align::<G>(l, lo, hi);
+            lo..hi
+        }))
+    }
+
+    /// Summary `i` of level `l`, or `None` if it is not committed (or at or
+    /// above the level's length).
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not a level.
+    pub fn summary(&self, l: usize, i: usize) -> Option<Summary> {
+        if i >= self.level_len(l) {
+            return None;
+        }
+        let b = i * core::mem::size_of::<Summary>();
+        let mapped = self.mapped_summary_bytes(l).any(|r| r.contains(&b));
+        mapped.then(|| self.pa.tree.get(l, i))
+    }
+
+    /// The chunk indices ever grown span `[start, end)`; `None` before the
+    /// first grow.
+    pub fn chunk_bounds(&self) -> Option<(usize, usize)> {
+        (self.pa.end != 0).then_some((self.pa.start, self.pa.end))
+    }
+
+    /// The indices of the grown chunks, ascending.
+    pub fn chunk_indices(&self) -> impl Iterator<Item = usize> + 'a {
+        self.pa.in_use.iter().flat_map(|r| {
+            let lo = to_off::<G>(r.base) >> G::LOG_CHUNK_BYTES;
+            let hi = to_off::<G>(r.limit) >> G::LOG_CHUNK_BYTES;
+            lo..hi
+        })
+    }
+
+    /// The bitmaps of grown chunk `ci`; `None` if it was never grown.
+    pub fn chunk(&self, ci: usize) -> Option<&'a ChunkData> {
+        if ci > max_off::<G>() >> G::LOG_CHUNK_BYTES
+            || !self.pa.in_use.contains_off(ci << G::LOG_CHUNK_BYTES)
+        {
+            return None;
+        }
+        self.pa.chunks.try_get(ci)
+    }
+
+    /// Whether chunk `ci`'s scavenge index bit is set.
+    pub fn scav_marked(&self, ci: usize) -> bool {
+        ci <= max_off::<G>() >> G::LOG_CHUNK_BYTES && self.pa.chunks.is_marked(ci)
+    }
+
+    /// The in-use ranges, ascending and coalesced.
+    pub fn in_use(&self) -> impl Iterator<Item = AddrRange> + 'a {
+        self.pa.in_use.iter()
+    }
+
+    /// The in-use range storage: `(reservation address, reserved bytes,
+    /// committed bytes)`.
+    pub fn in_use_memory(&self) -> (usize, usize, usize) {
+        self.pa.in_use.memory()
+    }
+
+    /// The number of chunk map blocks allocated and the bytes of each.
+    pub fn chunk_map_blocks(&self) -> (usize, usize) {
+        (self.pa.chunks.blocks(), self.pa.chunks.block_bytes())
+    }
+
+    /// The scavenger's minimum run (and alignment) and huge-page run, in
+    /// pages (0: no huge-page rule).
+    pub fn scavenge_params(&self) -> (usize, usize) {
+        (self.pa.scav_min_pages, self.pa.scav_huge_pages)
+    }
+}
+
+/// Merges an ascending sequence of ranges whose starts and ends both never
+/// decrease, joining those that overlap or touch.
+fn merge_ranges(it: impl Iterator<Item = Range<usize>>) -> impl Iterator<Item = Range<usize>> {
+    let mut it = it.peekable();
+    core::iter::from_fn(move || {
+        let mut cur = it.next()?;
+        while let Some(n) = it.next_if(|n| n.start <= cur.end) {
+            cur.end = cur.end.max(n.end);
+        }
+        Some(cur)
+    })
+}

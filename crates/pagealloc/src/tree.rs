@@ -1,0 +1,477 @@
+//! The summary radix tree: one flat array of packed [`Summary`]s per level,
+//! kept in OS memory, with the update that keeps it in step with the chunk
+//! bitmaps and the first-fit search that descends it.
+//!
+//! Level `l` has `G::level_entries(l)` summaries; summary `i` at level `l`
+//! covers offset addresses `[i << level_shift(l), (i + 1) << level_shift(l))`
+//! and its eight children are entries `8i .. 8i + 8` of level `l + 1`. The
+//! leaf level has one summary per chunk.
+//!
+//! Each level's whole array is reserved when the allocator is created, but
+//! only the parts that in-use address ranges need are committed: for an
+//! in-use range, the summary indices it covers at each level, widened to
+//! whole blocks of siblings (the whole level at the root), then to whole OS
+//! pages. Everything the tree reads lies in such a part: updates touch only
+//! summaries of memory being allocated or freed (in use), the search
+//! descends only into non-full summaries (their children cover grown
+//! memory) and starts from the search address, which is always in use or
+//! the "exhausted" maximum. This is the invariant every raw access below
+//! argues from.
+
+use core::marker::PhantomData;
+use core::mem::size_of;
+
+use arena::Os;
+
+use crate::geometry::Geometry;
+use crate::meta::{align_down, align_up, MetaBytes, Region};
+use crate::summary::Summary;
+use crate::{Error, PageAlloc};
+
+/// The most summary levels a geometry may have.
+pub(crate) const MAX_LEVELS: usize = 5;
+
+/// One level's array.
+#[derive(Clone, Copy, Debug, Default)]
+struct Level {
+    /// The level's reservation.
+    region: Region,
+    /// Entries at or above this index were never needed (Go keeps this as
+    /// the slice length). Entries below it may still be uncommitted where
+    /// the heap is discontiguous.
+    len: usize,
+}
+
+/// Byte ranges committed per level by one [`Tree::grow`].
+pub(crate) type Committed = [(usize, usize); MAX_LEVELS];
+
+/// The summary arrays of every level.
+#[derive(Debug)]
+pub(crate) struct Tree<G> {
+    levels: [Level; MAX_LEVELS],
+    _g: PhantomData<G>,
+}
+
+/// The summary index range `[lo, hi)` at level `l` that covers the offset
+/// range `[base, limit)` (`limit > base`). Go calls this
+/// `addrsToSummaryRange`.
+#[inline]
+pub(crate) fn summary_range<G: Geometry>(l: usize, base: usize, limit: usize) -> (usize, usize) {
+    let shift = G::level_shift(l);
+    (base >> shift, ((limit - 1) >> shift) + 1)
+}
+
+/// `[lo, hi)` widened to whole blocks of siblings at level `l` (the whole
+/// level at the root). Go calls this `blockAlignSummaryRange`.
+#[inline]
+pub(crate) fn block_align<G: Geometry>(l: usize, lo: usize, hi: usize) -> (usize, usize) {
+    let block = 1usize << G::level_bits(l);
+    (align_down(lo, block), align_down(hi + block - 1, block))
+}
+
+impl<G: Geometry> Tree<G> {
+    /// Reserves every level's array; commits nothing.
+    pub fn new<O: Os>(os: &O, acct: &mut MetaBytes) -> Result<Self, Error> {
+        const { assert!(G::SUMMARY_LEVELS <= MAX_LEVELS, "too many summary levels") };
+        let mut tree = Tree {
+            levels: [Level::default(); MAX_LEVELS],
+            _g: PhantomData,
+        };
+        for l in 0..G::SUMMARY_LEVELS {
+            match Region::reserve(os, G::level_entries(l) * size_of::<Summary>(), acct) {
+                Ok(region) => tree.levels[l].region = region,
+                Err(e) => {
+                    tree.release(os, acct);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    /// The bytes of level `l`'s reservation that the in-use offset range
+    /// `[base, limit)` needs committed, as `(from, to)` byte offsets into
+    /// the reservation, together with the index bound `hi` of the summaries
+    /// it covers.
+    fn needed(&self, l: usize, page: usize, base: usize, limit: usize) -> (usize, usize, usize) {
+        let (lo, hi) = summary_range::<G>(l, base, limit);
+        let (lo, hi) = block_align::<G>(l, lo, hi);
+        let from = align_down(lo * size_of::<Summary>(), page);
+        // Cannot overflow: `hi * 8` is at most the level's reservation
+        // length, which is already page-aligned.
+        let to = align_up(hi * size_of::<Summary>(), page).unwrap_or(usize::MAX);
+        (from, to.min(self.levels[l].region.len), hi)
+    }
+
+    /// The committed parts of level `l` that the in-use offset range
+    /// `[base, limit)` accounts for, as byte ranges; for the inspector.
+    pub fn needed_bytes(&self, l: usize, page: usize, base: usize, limit: usize) -> (usize, usize) {
+        let (from, to, _) = self.needed(l, page, base, limit);
+        (from, to)
+    }
+
+    /// Commits what the new in-use offset range `[base, limit)` needs at
+    /// every level, minus what its in-use neighbours `pred` and `succ`
+    /// (offset ranges) already committed. Go calls this `sysGrow`. Returns
+    /// the byte ranges committed per level, for [`Tree::undo_grow`]; the
+    /// levels' lengths are raised separately by [`Tree::extend_len`] once
+    /// the grow cannot fail any more.
+    ///
+    /// Because the ranges are disjoint and sorted, each neighbour's pages
+    /// can only overlap the new range's pages at one end, so what is left
+    /// is one interval per level.
+    ///
+    /// # Errors
+    ///
+    /// The OS refused; whatever this call committed is decommitted again.
+    pub fn grow<O: Os>(
+        &mut self,
+        os: &O,
+        base: usize,
+        limit: usize,
+        pred: Option<(usize, usize)>,
+        succ: Option<(usize, usize)>,
+        acct: &mut MetaBytes,
+    ) -> Result<Committed, Error> {
+        let page = os.page_size();
+        let mut done = [(0usize, 0usize); MAX_LEVELS];
+        for l in 0..G::SUMMARY_LEVELS {
+            let (mut from, mut to, _) = self.needed(l, page, base, limit);
+            if let Some((pb, pl)) = pred {
+                from = from.max(self.needed(l, page, pb, pl).1);
+            }
+            if let Some((sb, sl)) = succ {
+                to = to.min(self.needed(l, page, sb, sl).0);
+            }
+            if from < to {
+                if let Err(e) = self.levels[l].region.commit(os, from, to - from, acct) {
+                    self.undo_grow(os, &done, acct);
+                    return Err(e);
+                }
+                done[l] = (from, to);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Decommits what [`Tree::grow`] committed.
+    pub fn undo_grow<O: Os>(&mut self, os: &O, done: &Committed, acct: &mut MetaBytes) {
+        for (l, &(from, to)) in done.iter().enumerate() {
+            if from < to {
+                self.levels[l].region.decommit(os, from, to - from, acct);
+            }
+        }
+    }
+
+    /// Raises every level's length to cover the offset range `[base,
+    /// limit)`, block-aligned.
+    pub fn extend_len(&mut self, base: usize, limit: usize) {
+        for l in 0..G::SUMMARY_LEVELS {
+            let (lo, hi) = summary_range::<G>(l, base, limit);
+            let (_, hi) = block_align::<G>(l, lo, hi);
+            let lv = &mut self.levels[l];
+            lv.len = lv.len.max(hi);
+        }
+    }
+
+    /// Level `l`'s summary array length (see [`Level::len`]).
+    #[inline]
+    pub fn len(&self, l: usize) -> usize {
+        self.levels[l].len
+    }
+
+    /// Level `l`'s reservation as `(address, bytes)`.
+    pub fn reservation(&self, l: usize) -> (usize, usize) {
+        let r = self.levels[l].region;
+        (r.addr, r.len)
+    }
+
+    /// Summary `i` of level `l`.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not below the level's length.
+    #[inline]
+    pub fn get(&self, l: usize, i: usize) -> Summary {
+        let lv = &self.levels[l];
+        assert!(i < lv.len, "summary index out of range");
+        let p = core::ptr::with_exposed_provenance::<Summary>(lv.region.addr);
+        // SAFETY:
+        // - Callers only pass indices inside the committed part of the level
+        //   (module docs: in-use invariant); committed memory is readable
+        //   and stays so until `release`.
+        // - `i < len <= level_entries`, so the entry lies in the reservation;
+        //   the reservation is page-aligned, so the entry is 8-aligned.
+        // - `Summary` is a plain `u64`: every bit pattern is valid.
+        unsafe { p.add(i).read() }
+    }
+
+    /// Sets summary `i` of level `l`.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not below the level's length.
+    #[inline]
+    pub fn set(&mut self, l: usize, i: usize, s: Summary) {
+        let lv = &self.levels[l];
+        assert!(i < lv.len, "summary index out of range");
+        let p = core::ptr::with_exposed_provenance_mut::<Summary>(lv.region.addr);
+        // SAFETY:
+        // - In bounds, aligned and committed as argued in `get`.
+        // - `&mut self`: no reference into the level is live.
+        unsafe { p.add(i).write(s) }
+    }
+
+    /// The eight (or, below a root of fewer bits, `1 << level_bits`)
+    /// children of summary `i` at level `l`, from level `l + 1`.
+    ///
+    /// # Panics
+    ///
+    /// If the children are not below level `l + 1`'s length.
+    #[inline]
+    pub fn children(&self, l: usize, i: usize) -> &[Summary] {
+        let bits = G::level_bits(l + 1);
+        let lv = &self.levels[l + 1];
+        let lo = i << bits;
+        let n = 1usize << bits;
+        assert!(lo + n <= lv.len, "summary children out of range");
+        let p = core::ptr::with_exposed_provenance::<Summary>(lv.region.addr);
+        // SAFETY:
+        // - The children of a summary of in-use memory form one sibling
+        //   block, which is committed whole (blocks are the unit `grow`
+        //   commits), readable until `release`; in bounds by the assert.
+        // - The slice borrows `self`, so `set` cannot run while it lives.
+        unsafe { core::slice::from_raw_parts(p.add(lo), n) }
+    }
+
+    /// Gives every level's reservation back.
+    pub fn release<O: Os>(&mut self, os: &O, acct: &mut MetaBytes) {
+        for lv in &mut self.levels {
+            if lv.region.len != 0 {
+                lv.region.release(os);
+                acct.reserved -= lv.region.len;
+                *lv = Level::default();
+            }
+        }
+    }
+}
+
+/// An inclusive offset window known to contain the heap's first free page,
+/// narrowed during the search. Go calls this `firstFree`.
+#[derive(Clone, Copy)]
+struct Window {
+    base: usize,
+    bound: usize,
+}
+
+impl Window {
+    /// Narrows the window to the non-full region `[addr, addr + size)` if it
+    /// lies inside it.
+    #[inline]
+    fn found_free(&mut self, addr: usize, size: usize) {
+        let limit = addr + size - 1;
+        if self.base <= addr && limit <= self.bound {
+            self.base = addr;
+            self.bound = limit;
+        } else {
+            debug_assert!(
+                limit < self.base || addr > self.bound,
+                "free region partially overlaps the first-free window"
+            );
+        }
+    }
+}
+
+impl<G: Geometry, O: Os> PageAlloc<G, O> {
+    /// Summary `i` of level `l`. Debug builds check the in-use invariant the
+    /// raw access relies on: the summary's sibling block covers in-use
+    /// memory, so it is committed.
+    #[inline]
+    pub(crate) fn sum(&self, l: usize, i: usize) -> Summary {
+        debug_assert!(
+            self.summary_needed(l, i),
+            "summary {i} of level {l} is not in use"
+        );
+        self.tree.get(l, i)
+    }
+
+    /// The children of summary `i` of level `l`; checked like
+    /// [`PageAlloc::sum`].
+    #[inline]
+    fn sum_children(&self, l: usize, i: usize) -> &[Summary] {
+        debug_assert!(
+            self.summary_needed(l + 1, i << G::level_bits(l + 1)),
+            "children of summary {i} of level {l} are not in use"
+        );
+        self.tree.children(l, i)
+    }
+
+    /// Whether summary `i` of level `l` lies in a sibling block that covers
+    /// in-use memory.
+    fn summary_needed(&self, l: usize, i: usize) -> bool {
+        let bits = G::level_bits(l);
+        let shift = G::level_shift(l);
+        let lo = (i >> bits) << bits;
+        let hi = lo + (1 << bits);
+        self.in_use.overlaps(lo << shift, hi << shift)
+    }
+
+    /// The leaf summary of chunk `ci`, computed from its bitmap.
+    #[inline]
+    pub(crate) fn chunk_summary(&self, ci: usize) -> Summary {
+        let f = self.chunks.get(ci).alloc.summarize();
+        Summary::pack::<G>(f.start, f.max, f.end)
+    }
+
+    /// Brings the summaries over `npages` pages at offset `base` up to date
+    /// after their bitmaps changed. `contig` says the whole range changed
+    /// the same way (all allocated if `alloc`, else all freed), so the
+    /// chunks strictly inside it need no summarizing. Stops climbing as soon
+    /// as a level did not change. Go calls this `update`.
+    pub(crate) fn update(&mut self, base: usize, npages: usize, contig: bool, alloc: bool) {
+        let leaf = G::SUMMARY_LEVELS - 1;
+        let limit = base + npages * G::PAGE_BYTES - 1; // inclusive
+        let sc = base >> G::LOG_CHUNK_BYTES;
+        let ec = limit >> G::LOG_CHUNK_BYTES;
+        if sc == ec {
+            let s = self.chunk_summary(sc);
+            if self.sum(leaf, sc) == s {
+                return;
+            }
+            self.tree.set(leaf, sc, s);
+        } else if contig {
+            let s = self.chunk_summary(sc);
+            self.tree.set(leaf, sc, s);
+            let mid = if alloc {
+                Summary::FULL
+            } else {
+                Summary::free_chunk::<G>()
+            };
+            for ci in sc + 1..ec {
+                self.tree.set(leaf, ci, mid);
+            }
+            let s = self.chunk_summary(ec);
+            self.tree.set(leaf, ec, s);
+        } else {
+            for ci in sc..=ec {
+                let s = self.chunk_summary(ci);
+                self.tree.set(leaf, ci, s);
+            }
+        }
+        for l in (0..leaf).rev() {
+            let log_child_pages = G::level_log_pages(l + 1);
+            let (lo, hi) = summary_range::<G>(l, base, limit + 1);
+            let mut changed = false;
+            for i in lo..hi {
+                let s = Summary::merge::<G>(self.sum_children(l, i), log_child_pages);
+                if self.sum(l, i) != s {
+                    self.tree.set(l, i, s);
+                    changed = true;
+                }
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    /// `addr` rounded up to the lowest in-use offset address at or above
+    /// it, or the maximum search address if there is none. Go calls this
+    /// `findMappedAddr`.
+    #[inline]
+    pub(crate) fn find_mapped(&self, off: usize) -> usize {
+        if self.in_use.contains_off(off) {
+            return off;
+        }
+        self.in_use
+            .find_off_greater_equal(off)
+            .unwrap_or_else(crate::max_off::<G>)
+    }
+
+    /// Address-ordered first fit over the whole tree: the lowest offset of
+    /// `npages` free pages, and a new search address candidate (a lower
+    /// bound of the first free page, rounded up into in-use memory).
+    /// Returns `None` (with the maximum as candidate) if no run fits. Go
+    /// calls this `find`.
+    ///
+    /// # Panics
+    ///
+    /// If the summaries contradict each other or the bitmaps (a bug).
+    pub(crate) fn find(&self, npages: usize) -> (Option<usize>, usize) {
+        let mut i = 0usize;
+        let mut first = Window {
+            base: 0,
+            bound: crate::max_off::<G>(),
+        };
+        'levels: for l in 0..G::SUMMARY_LEVELS {
+            let bits = G::level_bits(l);
+            let shift = G::level_shift(l);
+            let log_pages = G::level_log_pages(l);
+            let region_pages = 1usize << log_pages;
+            let entries = 1usize << bits;
+            i <<= bits;
+
+            // Entries of this block below the search address are full.
+            let search_idx = self.search >> shift;
+            let j0 = if search_idx & !(entries - 1) == i {
+                search_idx & (entries - 1)
+            } else {
+                0
+            };
+
+            // The free run being built: `base` in pages from the block's
+            // start, `size` in pages.
+            let mut base = 0usize;
+            let mut size = 0usize;
+            for j in j0..entries {
+                let sum = self.sum(l, i + j);
+                if sum == Summary::FULL {
+                    size = 0;
+                    continue;
+                }
+                first.found_free((i + j) << shift, region_pages << G::PAGE_SHIFT);
+                let f = sum.unpack::<G>();
+                if size + f.start >= npages {
+                    // The run reaching this entry completes in it.
+                    if size == 0 {
+                        base = j << log_pages;
+                    }
+                    size += f.start;
+                    break;
+                }
+                if f.max >= npages {
+                    // The entry alone holds the request: descend into it.
+                    i += j;
+                    continue 'levels;
+                }
+                if size == 0 || f.start < region_pages {
+                    // A new run starts at the entry's free tail.
+                    size = f.end;
+                    base = ((j + 1) << log_pages) - size;
+                    continue;
+                }
+                // Entirely free: the run goes on through it.
+                size += region_pages;
+            }
+            if size >= npages {
+                let addr = (i << shift) + (base << G::PAGE_SHIFT);
+                return (Some(addr), self.find_mapped(first.base));
+            }
+            assert!(l == 0, "bad summary data at level {l}");
+            return (None, crate::max_off::<G>());
+        }
+        // `i` is now a chunk index whose leaf summary holds the request.
+        let ci = i;
+        let (j, search_idx) = self.chunks.get(ci).alloc.find(npages, 0);
+        let j = j.expect("bad summary data: chunk has no fitting run");
+        let chunk = ci << G::LOG_CHUNK_BYTES;
+        first.found_free(
+            chunk + (search_idx << G::PAGE_SHIFT),
+            (G::CHUNK_PAGES - search_idx) << G::PAGE_SHIFT,
+        );
+        (
+            Some(chunk + (j << G::PAGE_SHIFT)),
+            self.find_mapped(first.base),
+        )
+    }
+}

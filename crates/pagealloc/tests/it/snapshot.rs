@@ -1,0 +1,89 @@
+//! A complete observable snapshot of an allocator, to assert that a
+//! rejected call changed nothing.
+
+use pagealloc::{ChunkData, Config, Geometry, Go64, HeapRelease, PageAlloc, Stats, Summary};
+use testkit::sim_os::SimOs;
+
+/// The base chunk of these tests.
+pub const BASE: usize = 0xc000;
+pub const CHUNK: usize = 4 << 20;
+pub const PAGE: usize = 8192;
+
+/// Page `p` of chunk `BASE + c`.
+pub fn page(c: usize, p: usize) -> usize {
+    Go64::chunk_base(BASE + c) + p * PAGE
+}
+
+pub fn config() -> Config {
+    Config {
+        heap_release: HeapRelease::Bookkeeping,
+        phys_page_bytes: Some(4096),
+        huge_page_bytes: Some(2 << 20),
+    }
+}
+
+pub fn new_alloc() -> PageAlloc<Go64, SimOs> {
+    PageAlloc::new(SimOs::new(), config()).expect("new allocator")
+}
+
+/// Everything a caller or an invariant checker can observe.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    stats: Stats,
+    in_use: Vec<(usize, usize)>,
+    chunks: Vec<(usize, ChunkData, bool)>,
+    search: usize,
+    bounds: Option<(usize, usize)>,
+    level_len: Vec<usize>,
+    mapped: Vec<Vec<std::ops::Range<usize>>>,
+    summaries: Vec<(usize, usize, Option<Summary>)>,
+    ready: usize,
+    reservations: Vec<(usize, usize)>,
+}
+
+pub fn snapshot<G: Geometry>(pa: &PageAlloc<G, SimOs>) -> Snapshot {
+    let ins = pa.inspect();
+    let mut summaries = Vec::new();
+    for l in 0..ins.levels() {
+        for r in ins.needed_summary_indices(l) {
+            // The root level is whole; sample its non-full entries only.
+            for i in r {
+                let s = ins.summary(l, i);
+                if l > 0 || s != Some(Summary::FULL) {
+                    summaries.push((l, i, s));
+                }
+            }
+        }
+    }
+    Snapshot {
+        stats: pa.stats(),
+        in_use: pa.in_use().map(|r| (r.base, r.limit)).collect(),
+        chunks: ins
+            .chunk_indices()
+            .map(|ci| (ci, *ins.chunk(ci).unwrap(), ins.scav_marked(ci)))
+            .collect(),
+        search: ins.search_addr(),
+        bounds: ins.chunk_bounds(),
+        level_len: (0..ins.levels()).map(|l| ins.level_len(l)).collect(),
+        mapped: (0..ins.levels())
+            .map(|l| ins.mapped_summary_bytes(l).collect())
+            .collect(),
+        summaries,
+        ready: pa.os().ready_bytes(),
+        reservations: pa.os().reservations(),
+    }
+}
+
+impl Snapshot {
+    /// The snapshot without the metadata memory figures, which a failed
+    /// grow may leave higher by one chunk-map block (kept for later use);
+    /// returns them as `(ready bytes, committed metadata bytes)`.
+    pub fn split_metadata(mut self) -> (Self, (usize, usize)) {
+        let m = (self.ready, self.stats.metadata_mapped_bytes);
+        self.ready = 0;
+        self.stats.metadata_mapped_bytes = 0;
+        self.stats.metadata_reserved_bytes = 0;
+        self.reservations.clear();
+        (self, m)
+    }
+}

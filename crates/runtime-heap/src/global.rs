@@ -1,0 +1,242 @@
+//! [`GlobalHeap`]: the heap as a `#[global_allocator]`.
+//!
+//! Allocations of at least a page ([`PAGE_BYTES`]) are spans of a [`Heap`]
+//! over the real OS; alignments above a page over-allocate and trim. Smaller
+//! allocations go to the fallback, [`std::alloc::System`], because a page
+//! heap is the wrong tool for them (a size-class allocator would sit there).
+//!
+//! The heap is created on the first large allocation, without allocating
+//! from the global heap: an atomic state machine (uninitialised → busy →
+//! ready or failed) guards a `OnceLock`, other threads spin (yielding) while
+//! one initialises, and anything the initialising thread allocates in the
+//! meantime goes to the fallback. The same per-thread "inside the heap" flag
+//! routes re-entrant allocations from the heap's own internals (small
+//! bookkeeping nodes) to the fallback, so the heap lock is never taken
+//! twice by one thread.
+//!
+//! Deallocation is routed by size like allocation; a large block the heap
+//! does not know (one the fallback served during initialisation or a
+//! re-entrant call) is recognised by the page allocator's "not in the heap"
+//! answer and handed to the fallback. Any other refusal means the caller
+//! freed memory it did not own, and the process aborts rather than corrupt
+//! the heap.
+//!
+//! Limits: if the heap cannot be created (the OS refuses address space),
+//! every allocation falls back to `System`. The heap's own internals must
+//! not free heap-served blocks (they never allocate a page or more).
+//!
+//! This is the only module of the crate besides `shared_os` that contains
+//! `unsafe` code: the `unsafe impl GlobalAlloc` itself and the zeroing
+//! write in `alloc_zeroed`.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+use arena::SystemOs;
+
+use crate::heap::{Heap, Span, PAGE_BYTES};
+use crate::Config;
+
+const UNINIT: u8 = 0;
+const BUSY: u8 = 1;
+const READY: u8 = 2;
+const FAILED: u8 = 3;
+
+thread_local! {
+    /// Set while this thread is inside the heap (or creating it): any
+    /// allocation it makes meanwhile must not re-enter the heap.
+    static IN_HEAP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A global allocator over a lazily created [`Heap`].
+///
+/// ```no_run
+/// use runtime_heap::GlobalHeap;
+///
+/// #[global_allocator]
+/// static GLOBAL: GlobalHeap = GlobalHeap::new();
+///
+/// fn main() {
+///     let v = vec![0u8; 1 << 20]; // 1 MiB: served by the page heap
+///     assert!(GLOBAL.heap().unwrap().stats().heap_inuse >= 1 << 20);
+///     drop(v);
+/// }
+/// ```
+pub struct GlobalHeap {
+    state: AtomicU8,
+    heap: OnceLock<Heap<SystemOs>>,
+    config: Config,
+}
+
+impl GlobalHeap {
+    /// A global heap with [`Config::DEFAULT`] but no background scavenger
+    /// (an allocator should not start threads by itself; call
+    /// [`Heap::start_scavenger`] on [`GlobalHeap::heap`] from `main`).
+    pub const fn new() -> Self {
+        Self::with_config(Config::DEFAULT.with_background_scavenger(false))
+    }
+
+    /// A global heap with `config`. With `background_scavenger` set, the
+    /// scavenger thread starts during the first large allocation.
+    pub const fn with_config(config: Config) -> Self {
+        GlobalHeap {
+            state: AtomicU8::new(UNINIT),
+            heap: OnceLock::new(),
+            config,
+        }
+    }
+
+    /// The heap, once the first large allocation has created it.
+    pub fn heap(&self) -> Option<&Heap<SystemOs>> {
+        match self.state.load(Ordering::Acquire) {
+            READY => self.heap.get(),
+            _ => None,
+        }
+    }
+
+    /// The heap, creating it if needed; `None` if this thread is creating
+    /// it right now or creation failed.
+    fn get_or_init(&self) -> Option<&Heap<SystemOs>> {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                READY => return self.heap.get(),
+                FAILED => return None,
+                BUSY if IN_HEAP.with(Cell::get) => return None,
+                BUSY => std::thread::yield_now(),
+                _ => {
+                    if self
+                        .state
+                        .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        let prev = IN_HEAP.with(|f| f.replace(true));
+                        let ok = match Heap::with_config(self.config) {
+                            Ok(h) => self.heap.set(h).is_ok(),
+                            Err(_) => false,
+                        };
+                        IN_HEAP.with(|f| f.set(prev));
+                        self.state.store(if ok { READY } else { FAILED }, Ordering::Release);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Allocates a large block from the heap; `None` means "use the
+    /// fallback", `Some(null)` means out of memory.
+    fn alloc_large(&self, layout: Layout) -> Option<(*mut u8, bool)> {
+        if IN_HEAP.with(Cell::get) {
+            return None;
+        }
+        let heap = self.get_or_init()?;
+        let n_pages = layout.size().div_ceil(PAGE_BYTES);
+        IN_HEAP.with(|f| f.set(true));
+        let r = heap.alloc_aligned(n_pages, layout.align());
+        IN_HEAP.with(|f| f.set(false));
+        Some(match r {
+            Ok(span) => {
+                let needs_zero = span.needs_zero();
+                let (base, _) = span.into_raw_parts();
+                (core::ptr::with_exposed_provenance_mut(base), needs_zero)
+            }
+            Err(_) => (core::ptr::null_mut(), true),
+        })
+    }
+
+    /// Frees a large block; `false` means it was not the heap's.
+    fn dealloc_large(&self, ptr: *mut u8, layout: Layout) -> bool {
+        if IN_HEAP.with(Cell::get) {
+            return false;
+        }
+        let Some(heap) = self.heap() else { return false };
+        let n_pages = layout.size().div_ceil(PAGE_BYTES);
+        IN_HEAP.with(|f| f.set(true));
+        let r = heap.free(Span::from_raw_parts(ptr.addr(), n_pages));
+        IN_HEAP.with(|f| f.set(false));
+        match r {
+            Ok(()) => true,
+            Err(crate::Error::PageAlloc(pagealloc::Error::NotInHeap { .. })) => false,
+            Err(_) => std::process::abort(),
+        }
+    }
+}
+
+impl Default for GlobalHeap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for GlobalHeap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GlobalHeap")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("heap", &self.heap())
+            .finish()
+    }
+}
+
+/// Whether the heap serves `layout`.
+fn is_large(layout: Layout) -> bool {
+    layout.size() >= PAGE_BYTES
+}
+
+// SAFETY:
+// - `alloc` returns either null, a fallback block (`System` upholds the
+//   contract), or the base of a fresh span of `ceil(size / PAGE_BYTES)`
+//   pages aligned to `max(align, PAGE_BYTES)`. The heap made the span Ready
+//   (`Os::used`) before returning it, so by the `Os` contract it is valid
+//   for reads and writes of its whole length, which covers `size`, until it
+//   is freed; no other span overlaps it (the page allocator hands each page
+//   out once), so the block is exclusively the caller's.
+// - `dealloc` gets the same layout back (caller's obligation), so it routes
+//   to the same place `alloc` did: small layouts to `System`; large ones to
+//   the heap, which frees exactly the span it handed out, or, when the heap
+//   reports the address is not its own (a block the fallback served), to
+//   `System`.
+// - Nothing here unwinds: errors become null or an abort.
+unsafe impl GlobalAlloc for GlobalHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if is_large(layout) {
+            if let Some((p, _)) = self.alloc_large(layout) {
+                return p;
+            }
+        }
+        // SAFETY:
+        // - `layout` has non-zero size (the `GlobalAlloc::alloc` contract our
+        //   caller obeys), which is all `System.alloc` requires.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if is_large(layout) {
+            if let Some((p, needs_zero)) = self.alloc_large(layout) {
+                if !p.is_null() && needs_zero {
+                    // SAFETY:
+                    // - `p` is a fresh heap span of at least `layout.size()`
+                    //   bytes, valid for writes (see the impl's SAFETY note).
+                    unsafe { p.write_bytes(0, layout.size()) };
+                }
+                return p;
+            }
+        }
+        // SAFETY:
+        // - As in `alloc`: the layout has a non-zero size.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if is_large(layout) && self.dealloc_large(ptr, layout) {
+            return;
+        }
+        // SAFETY:
+        // - `ptr` was allocated with `layout` by this allocator (caller's
+        //   obligation), and the routing above sends a block to `System`
+        //   only if `System` allocated it: small layouts always go there,
+        //   and a large block reaches here only if the heap does not own it.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}

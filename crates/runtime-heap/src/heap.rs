@@ -1,0 +1,870 @@
+//! [`Heap`]: the page allocator behind a lock, grown arena by arena, with
+//! per-thread caches, the memory limit and explicit scavenging.
+//!
+//! The shared state ([`Shared`]) sits in an `Arc` so the background
+//! scavenger thread and the thread caches' weak handles can reach it; the
+//! [`Heap`] value is the owner that stops and joins the scavenger on drop.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use arena::{ArenaHints, Os, SystemOs};
+use pagealloc::{Allocation, Geometry, HeapRelease, PageAlloc, PageCache};
+
+use crate::cache::{self, CacheOwner, Hits};
+use crate::{Config, Error, HeapStats, SharedOs};
+
+/// The page allocator geometry of the heap: Go's 64-bit layout (8 KiB
+/// pages, 4 MiB chunks, 48-bit addresses) on 64-bit targets, its 32-bit
+/// layout elsewhere.
+#[cfg(target_pointer_width = "64")]
+pub type HeapGeometry = pagealloc::Go64;
+/// The page allocator geometry of the heap: Go's 64-bit layout (8 KiB
+/// pages, 4 MiB chunks, 48-bit addresses) on 64-bit targets, its 32-bit
+/// layout elsewhere.
+#[cfg(not(target_pointer_width = "64"))]
+pub type HeapGeometry = pagealloc::Go32;
+
+/// The heap's page size in bytes (8 KiB).
+pub const PAGE_BYTES: usize = HeapGeometry::PAGE_BYTES;
+/// The heap's chunk size in bytes (4 MiB): it grows in multiples of this.
+pub const CHUNK_BYTES: usize = HeapGeometry::CHUNK_BYTES;
+/// Spans of fewer pages than this are served from the thread cache (Go:
+/// a quarter of the 64-page cache).
+pub const CACHE_MAX_PAGES: usize = 16;
+
+/// The page allocator type inside a `Heap<O>`.
+pub type HeapPageAlloc<O> = PageAlloc<HeapGeometry, SharedOs<O>>;
+
+/// A run of pages handed out by [`Heap::alloc`]; give it back with
+/// [`Heap::free`].
+///
+/// Deliberately neither `Clone` nor `Copy`: freeing consumes it, so a span
+/// cannot be freed twice by safe code that holds on to spans.
+#[derive(Debug, PartialEq, Eq, Hash)]
+#[must_use = "a span that is dropped without `Heap::free` leaks its pages"]
+pub struct Span {
+    base: usize,
+    n_pages: usize,
+    needs_zero: bool,
+}
+
+impl Span {
+    /// Rebuilds a span from its address and length in pages, e.g. in a
+    /// global allocator that only gets the pointer back. The heap checks
+    /// it on [`Heap::free`] (pages that are not allocated are an error).
+    pub fn from_raw_parts(base: usize, n_pages: usize) -> Span {
+        Span {
+            base,
+            n_pages,
+            needs_zero: true,
+        }
+    }
+
+    /// The address of the first byte.
+    pub fn base(&self) -> usize {
+        self.base
+    }
+
+    /// The length in pages.
+    pub fn n_pages(&self) -> usize {
+        self.n_pages
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.n_pages * PAGE_BYTES
+    }
+
+    /// Always false: spans have at least one page.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// One past the last byte.
+    pub fn end(&self) -> usize {
+        self.base + self.len()
+    }
+
+    /// Whether the memory may hold old data. `false` only when every page
+    /// was released to the OS (or never used) and the release mode makes
+    /// released memory read back as zeros, so the caller can skip zeroing.
+    /// Under [`ReleaseMode::Free`](arena::ReleaseMode::Free) it is always
+    /// `true`: fresh pages and released ones are both "scavenged" to the
+    /// page allocator and only the former are known to be zero.
+    pub fn needs_zero(&self) -> bool {
+        self.needs_zero
+    }
+
+    /// The address and length in pages, giving up the span.
+    pub fn into_raw_parts(self) -> (usize, usize) {
+        (self.base, self.n_pages)
+    }
+}
+
+/// A thread-safe page heap over the OS abstraction `O`: the real OS by
+/// default, a simulated one in tests. See the [crate documentation](crate).
+pub struct Heap<O: Os + 'static = SystemOs> {
+    shared: Arc<Shared<O>>,
+    #[cfg(feature = "std")]
+    scavenger: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The size of the background scavenger's work unit (Go's
+/// `scavengeQuantum`).
+pub(crate) const SCAVENGE_QUANTUM: usize = 64 << 10;
+
+/// Source of heap ids; 0 marks an unused cache slot.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Everything the heap's threads share.
+pub(crate) struct Shared<O: Os + 'static> {
+    id: u64,
+    /// The OS, shared with the page allocator for lock-free `used` calls.
+    os: Arc<O>,
+    inner: Mutex<Inner<O>>,
+    pub(crate) config: Config,
+    /// Whether released memory reads back as zeros.
+    zeroed_after_release: bool,
+    /// Bumped when thread caches should be flushed.
+    epoch: AtomicU64,
+    memory_limit: AtomicUsize,
+    /// Bytes of released (Prepared) pages sitting in thread caches: the page
+    /// allocator counts them allocated and unscavenged.
+    cached_released: AtomicUsize,
+    counters: Counters,
+    #[cfg(feature = "std")]
+    pub(crate) signal: crate::scavenger::Signal,
+}
+
+/// Activity counters.
+#[derive(Default)]
+struct Counters {
+    spans_allocated: AtomicU64,
+    pages_allocated: AtomicU64,
+    spans_freed: AtomicU64,
+    cache_refills: AtomicU64,
+    grows: AtomicU64,
+    released_background: AtomicUsize,
+    released_eager: AtomicUsize,
+    released_explicit: AtomicUsize,
+}
+
+/// The state behind the heap lock.
+struct Inner<O: Os + 'static> {
+    pa: HeapPageAlloc<O>,
+    hints: ArenaHints,
+    /// Reserved address space not yet handed to the page allocator (Go's
+    /// `curArena`): `cur_base..cur_end`.
+    cur_base: usize,
+    cur_end: usize,
+    /// Every arena reservation: base → length. Freed on drop.
+    arenas: BTreeMap<usize, usize>,
+    /// Spans whose `used` call failed: base → (pages, released bytes). They
+    /// stay allocated until a later `used` succeeds.
+    quarantine: BTreeMap<usize, (usize, usize)>,
+    /// Sum of the released bytes in `quarantine`.
+    quarantined_released: usize,
+    /// Bytes handed to the page allocator.
+    heap_sys: usize,
+    arena_reserved: usize,
+}
+
+impl Heap<SystemOs> {
+    /// A heap over the real OS with [`Config::DEFAULT`].
+    ///
+    /// # Errors
+    /// As [`Heap::with_os`].
+    pub fn new() -> Result<Self, Error> {
+        Self::with_os(SystemOs::new(), Config::DEFAULT)
+    }
+
+    /// A heap over the real OS with `config`.
+    ///
+    /// # Errors
+    /// As [`Heap::with_os`].
+    pub fn with_config(config: Config) -> Result<Self, Error> {
+        Self::with_os(SystemOs::new(), config)
+    }
+}
+
+impl<O: Os + 'static> Heap<O> {
+    /// A heap over `os` with `config`. Reserves the page allocator's
+    /// metadata address space; heap memory is reserved on first use.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an arena size that is not a power-of-two
+    /// multiple of [`CHUNK_BYTES`]; [`Error::PageAlloc`] if the metadata
+    /// reservations fail; [`Error::Spawn`] if the background scavenger
+    /// cannot be started.
+    pub fn with_os(os: O, config: Config) -> Result<Self, Error> {
+        let arena_bytes = if config.arena_bytes == 0 {
+            arena::HEAP_ARENA_BYTES.max(CHUNK_BYTES)
+        } else {
+            config.arena_bytes
+        };
+        if !arena_bytes.is_power_of_two() || arena_bytes % CHUNK_BYTES != 0 {
+            return Err(Error::Config("arena size must be a power-of-two multiple of the chunk size"));
+        }
+        let os = Arc::new(os);
+        let zeroed_after_release = os.zeroed_after_unused(config.release_mode);
+        let mut pa_config = pagealloc::Config::default();
+        pa_config.heap_release = HeapRelease::Os(config.release_mode);
+        let pa = PageAlloc::new(SharedOs(Arc::clone(&os)), pa_config)?;
+        let inner = Inner {
+            pa,
+            hints: ArenaHints::for_target().with_arena_bytes(arena_bytes),
+            cur_base: 0,
+            cur_end: 0,
+            arenas: BTreeMap::new(),
+            quarantine: BTreeMap::new(),
+            quarantined_released: 0,
+            heap_sys: 0,
+            arena_reserved: 0,
+        };
+        let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            os,
+            inner: Mutex::new(inner),
+            config,
+            zeroed_after_release,
+            epoch: AtomicU64::new(0),
+            memory_limit: AtomicUsize::new(config.memory_limit),
+            cached_released: AtomicUsize::new(0),
+            counters: Counters::default(),
+            #[cfg(feature = "std")]
+            signal: crate::scavenger::Signal::default(),
+        });
+        let heap = Heap {
+            shared,
+            #[cfg(feature = "std")]
+            scavenger: Mutex::new(None),
+        };
+        #[cfg(feature = "std")]
+        if config.background_scavenger {
+            heap.start_scavenger()?;
+        }
+        Ok(heap)
+    }
+
+    /// The OS the heap works on.
+    pub fn os(&self) -> &O {
+        &self.shared.os
+    }
+
+    /// The configuration the heap was created with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Allocates `n_pages` contiguous pages.
+    ///
+    /// Spans of fewer than [`CACHE_MAX_PAGES`] pages come from the calling
+    /// thread's page cache when it can serve them, without the heap lock.
+    /// Others take the lock, search the page allocator first fit, and grow
+    /// the heap if nothing fits. Pages that had been released are made Ready
+    /// first (Go's `sysUsed`).
+    ///
+    /// # Errors
+    /// [`Error::ZeroPages`]; [`Error::TooLarge`] if the size overflows;
+    /// [`Error::Os`] or [`Error::PageAlloc`] if the OS refuses memory.
+    pub fn alloc(&self, n_pages: usize) -> Result<Span, Error> {
+        check_size(n_pages, PAGE_BYTES)?;
+        if self.shared.config.thread_cache && n_pages < CACHE_MAX_PAGES {
+            if let Some(r) = self.alloc_cached(n_pages) {
+                return r;
+            }
+        }
+        self.shared.alloc_locked(n_pages, PAGE_BYTES)
+    }
+
+    /// Allocates `n_pages` pages starting at a multiple of `align` bytes (a
+    /// power of two). Alignments above a page over-allocate and give the
+    /// excess back at once, so the span is exactly `n_pages` long.
+    ///
+    /// # Errors
+    /// As [`Heap::alloc`]; [`Error::BadAlign`] if `align` is not a power of
+    /// two.
+    pub fn alloc_aligned(&self, n_pages: usize, align: usize) -> Result<Span, Error> {
+        if !align.is_power_of_two() {
+            return Err(Error::BadAlign { align });
+        }
+        if align <= PAGE_BYTES {
+            return self.alloc(n_pages);
+        }
+        check_size(n_pages, align)?;
+        self.shared.alloc_locked(n_pages, align)
+    }
+
+    /// Frees a span.
+    ///
+    /// # Errors
+    /// [`Error::NotAllocated`] if the span overlaps free pages of this
+    /// thread's cache; [`Error::PageAlloc`] if any of its pages is not
+    /// allocated or not in the heap. The heap is unchanged on error.
+    pub fn free(&self, span: Span) -> Result<(), Error> {
+        let (base, n_pages) = span.into_raw_parts();
+        check_size(n_pages, PAGE_BYTES)?;
+        let end = n_pages
+            .checked_mul(PAGE_BYTES)
+            .and_then(|len| base.checked_add(len))
+            .ok_or(Error::TooLarge { n_pages, align: PAGE_BYTES })?;
+        let overlaps = cache::with_existing_slot(self.shared.id, |slot| {
+            slot.cache
+                .as_ref()
+                .is_some_and(|c| cache_overlaps(c, base, end))
+        });
+        if overlaps == Some(true) {
+            return Err(Error::NotAllocated { base, n_pages });
+        }
+        let mut inner = self.shared.lock();
+        inner.pa.free(base, n_pages)?;
+        drop(inner);
+        self.shared.counters.spans_freed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Releases at least `bytes` of free memory to the OS if that much is
+    /// free and Ready (highest addresses first). Returns the bytes released.
+    ///
+    /// # Errors
+    /// [`Error::PageAlloc`] if the OS refused a release.
+    pub fn scavenge(&self, bytes: usize) -> Result<usize, Error> {
+        let mut inner = self.shared.lock();
+        let n = inner.pa.scavenge(bytes)?;
+        drop(inner);
+        self.shared.counters.released_explicit.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Returns every free page to the OS (Go's `debug.FreeOSMemory`): flushes
+    /// this thread's page cache, asks every other thread to flush its own on
+    /// its next allocation, and scavenges everything free. Returns the bytes
+    /// released.
+    ///
+    /// # Errors
+    /// As [`Heap::scavenge`].
+    pub fn release_all(&self) -> Result<usize, Error> {
+        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        self.flush_thread_cache();
+        self.scavenge(usize::MAX)
+    }
+
+    /// Gives this thread's page cache for this heap back to the heap.
+    pub fn flush_thread_cache(&self) {
+        let taken = cache::with_existing_slot(self.shared.id, |slot| {
+            (slot.cache.take(), core::mem::take(&mut slot.hits))
+        });
+        if let Some((c, hits)) = taken {
+            self.shared.take_back(c, hits);
+        }
+    }
+
+    /// Sets the memory limit on Ready memory (heap and metadata), in bytes;
+    /// `usize::MAX` for none. If the heap is over it, free memory is released
+    /// at once down to 95% of it; from then on allocations do the same.
+    ///
+    /// # Errors
+    /// As [`Heap::scavenge`].
+    pub fn set_memory_limit(&self, bytes: usize) -> Result<(), Error> {
+        self.shared.memory_limit.store(bytes, Ordering::Relaxed);
+        let mut inner = self.shared.lock();
+        self.shared.enforce_limit(&mut inner)?;
+        drop(inner);
+        #[cfg(feature = "std")]
+        self.shared.signal.wake();
+        Ok(())
+    }
+
+    /// The memory limit in bytes (`usize::MAX` for none).
+    pub fn memory_limit(&self) -> usize {
+        self.shared.memory_limit.load(Ordering::Relaxed)
+    }
+
+    /// A consistent snapshot of the heap's memory and counters.
+    pub fn stats(&self) -> HeapStats {
+        let inner = self.shared.lock();
+        self.shared.stats_locked(&inner)
+    }
+
+    /// Runs `f` on the page allocator under the heap lock, e.g. to check its
+    /// invariants. Pages in thread caches are allocated as far as the page
+    /// allocator knows.
+    pub fn with_page_alloc<R>(&self, f: impl FnOnce(&HeapPageAlloc<O>) -> R) -> R {
+        let inner = self.shared.lock();
+        f(&inner.pa)
+    }
+
+    /// The arena reservations the heap holds, as `(base, len)` in address
+    /// order.
+    pub fn arenas(&self) -> Vec<(usize, usize)> {
+        let inner = self.shared.lock();
+        inner.arenas.iter().map(|(&b, &l)| (b, l)).collect()
+    }
+
+    /// Starts the background scavenger if it is not running. Returns
+    /// whether this call started it.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] if the thread cannot be created.
+    #[cfg(feature = "std")]
+    pub fn start_scavenger(&self) -> Result<bool, Error> {
+        let mut slot = self.scavenger.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return Ok(false);
+        }
+        self.shared.signal.reset();
+        let handle = crate::scavenger::spawn(Arc::clone(&self.shared)).map_err(Error::Spawn)?;
+        *slot = Some(handle);
+        Ok(true)
+    }
+
+    /// Stops the background scavenger and waits for it; returns whether it
+    /// was running.
+    #[cfg(feature = "std")]
+    pub fn stop_scavenger(&self) -> bool {
+        let handle = self
+            .scavenger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match handle {
+            Some(h) => {
+                self.shared.signal.stop();
+                // A panic in the scavenger already printed its message; the
+                // heap itself stays consistent because every change happens
+                // under the lock.
+                let _ = h.join();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Serves a small span from the thread cache, refilling it under the
+    /// lock when it cannot. `None` means: use the locked path.
+    fn alloc_cached(&self, n_pages: usize) -> Option<Result<Span, Error>> {
+        let shared = &self.shared;
+        let owner = || {
+            let weak: Weak<Shared<O>> = Arc::downgrade(shared);
+            weak as Weak<dyn CacheOwner>
+        };
+        cache::with_slot(shared.id, owner, |slot| {
+            let epoch = shared.epoch.load(Ordering::Acquire);
+            if slot.epoch != epoch {
+                let hits = core::mem::take(&mut slot.hits);
+                shared.take_back(slot.cache.take(), hits);
+                slot.epoch = epoch;
+            }
+            if let Some(a) = slot.cache.as_mut().and_then(|c| c.alloc(n_pages)) {
+                slot.hits.spans += 1;
+                slot.hits.pages += n_pages as u64;
+                return Some(shared.finish_cached(a, n_pages));
+            }
+            let mut inner = shared.lock();
+            if let Some(mut old) = slot.cache.take() {
+                inner.flush(shared, &mut old);
+            }
+            let hits = core::mem::take(&mut slot.hits);
+            shared.add_hits(hits);
+            let mut fresh = inner.pa.alloc_to_cache();
+            if fresh.is_empty() {
+                // No free page at all: grow by a chunk and refill from it.
+                // If growing fails, the locked path retries and reports it.
+                if inner.grow(&shared.os, HeapGeometry::CHUNK_PAGES).is_err() {
+                    return None;
+                }
+                shared.counters.grows.fetch_add(1, Ordering::Relaxed);
+                fresh = inner.pa.alloc_to_cache();
+                if fresh.is_empty() {
+                    return None;
+                }
+            }
+            let released = fresh.scav_mask().count_ones() as usize * PAGE_BYTES;
+            shared.cached_released.fetch_add(released, Ordering::Relaxed);
+            shared.counters.cache_refills.fetch_add(1, Ordering::Relaxed);
+            let a = fresh.alloc(n_pages);
+            slot.cache = Some(fresh);
+            drop(inner);
+            let a = a?;
+            slot.hits.spans += 1;
+            slot.hits.pages += n_pages as u64;
+            Some(shared.finish_cached(a, n_pages))
+        })
+        .flatten()
+    }
+}
+
+impl<O: Os + 'static> Drop for Heap<O> {
+    fn drop(&mut self) {
+        #[cfg(feature = "std")]
+        self.stop_scavenger();
+    }
+}
+
+impl<O: Os + 'static> core::fmt::Debug for Heap<O> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Heap")
+            .field("id", &self.shared.id)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O: Os + 'static> Shared<O> {
+    /// Takes the heap lock. A panic while holding it cannot leave the page
+    /// allocator half-updated (its operations check before they change), so
+    /// a poisoned lock is taken over rather than propagated.
+    fn lock(&self) -> MutexGuard<'_, Inner<O>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.quarantine.is_empty() {
+            inner.retry_quarantine(&self.os);
+        }
+        inner
+    }
+
+    /// The locked allocation path: alloc (growing if needed), honour the
+    /// memory limit, make released pages Ready, trim alignment padding.
+    fn alloc_locked(&self, n_pages: usize, align: usize) -> Result<Span, Error> {
+        let pad = align / PAGE_BYTES - 1;
+        let total = n_pages + pad; // cannot overflow: checked by `check_size`
+        let bytes = total * PAGE_BYTES;
+        let mut inner = self.lock();
+        let a = inner.alloc_or_grow(&self.os, &self.counters, total)?;
+        // Go's eager scavenging: scavenged pages about to become Ready count
+        // against the limit already. A refused release does not fail the
+        // allocation; the limit is a goal, and the next allocation retries.
+        let _ = self.enforce_limit(&mut inner);
+        if a.scavenged > 0 {
+            let os = &*self.os;
+            if let Err(e) = inner.per_arena(a.base, bytes, |b, l| os.used(b, l)) {
+                inner.quarantine.insert(a.base, (total, a.scavenged));
+                inner.quarantined_released += a.scavenged;
+                return Err(e.into());
+            }
+        }
+        let base = a.base.next_multiple_of(align);
+        let head = (base - a.base) / PAGE_BYTES;
+        let tail = total - n_pages - head;
+        if head > 0 {
+            inner.pa.free(a.base, head)?;
+        }
+        if tail > 0 {
+            inner.pa.free(base + n_pages * PAGE_BYTES, tail)?;
+        }
+        drop(inner);
+        self.counters.spans_allocated.fetch_add(1, Ordering::Relaxed);
+        self.counters.pages_allocated.fetch_add(n_pages as u64, Ordering::Relaxed);
+        Ok(Span {
+            base,
+            n_pages,
+            needs_zero: !(a.scavenged == bytes && self.zeroed_after_release),
+        })
+    }
+
+    /// Finishes a cache hit outside the lock: released pages become Ready.
+    fn finish_cached(&self, a: Allocation, n_pages: usize) -> Result<Span, Error> {
+        let bytes = n_pages * PAGE_BYTES;
+        if a.scavenged > 0 {
+            let r = self.os.used(a.base, bytes);
+            self.cached_released.fetch_sub(a.scavenged, Ordering::Relaxed);
+            if let Err(e) = r {
+                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                inner.quarantine.insert(a.base, (n_pages, a.scavenged));
+                inner.quarantined_released += a.scavenged;
+                return Err(e.into());
+            }
+        }
+        Ok(Span {
+            base: a.base,
+            n_pages,
+            needs_zero: !(a.scavenged == bytes && self.zeroed_after_release),
+        })
+    }
+
+    /// Releases free memory down to 95% of the limit if Ready memory is
+    /// over the limit (Go's memory-limit goal).
+    fn enforce_limit(&self, inner: &mut Inner<O>) -> Result<(), Error> {
+        let limit = self.memory_limit.load(Ordering::Relaxed);
+        if limit == usize::MAX {
+            return Ok(());
+        }
+        let ready = self.stats_locked(inner).mapped_ready;
+        if ready > limit {
+            let goal = limit / 100 * 95;
+            let n = inner.pa.scavenge(ready - goal)?;
+            self.counters.released_eager.fetch_add(n, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Whether the background scavenger has work: retained memory above
+    /// its goal, or Ready memory above 95% of the limit.
+    pub(crate) fn bg_has_work(&self, inner_stats: &HeapStats) -> bool {
+        let s = inner_stats;
+        let extra = (s.heap_inuse / 100 * self.config.retain_extra_percent).min(self.config.retain_extra_max);
+        let phys = self.os.page_size().max(PAGE_BYTES);
+        let goal = (s.heap_inuse + extra).next_multiple_of(phys);
+        let over_goal = s.heap_retained() >= goal + phys;
+        let limit = self.memory_limit.load(Ordering::Relaxed);
+        let over_limit = limit != usize::MAX && s.mapped_ready > limit / 100 * 95;
+        over_goal || over_limit
+    }
+
+    /// One background work unit: if there is work, scavenge one quantum.
+    /// Returns the bytes released, or `None` if there was no work.
+    pub(crate) fn bg_scavenge_quantum(&self) -> Option<usize> {
+        let mut inner = self.lock();
+        let stats = self.stats_locked(&inner);
+        if !self.bg_has_work(&stats) {
+            return None;
+        }
+        // An OS refusal counts as "nothing released"; the next round retries.
+        let n = inner.pa.scavenge(SCAVENGE_QUANTUM).unwrap_or(0);
+        drop(inner);
+        self.counters.released_background.fetch_add(n, Ordering::Relaxed);
+        Some(n)
+    }
+
+    /// The heap's stats, from the layers' counters under the lock.
+    fn stats_locked(&self, inner: &Inner<O>) -> HeapStats {
+        let pa = inner.pa.stats();
+        let pa_alloc = pa.pages_in_use * PAGE_BYTES;
+        let pa_released = pa.pages_scavenged * PAGE_BYTES;
+        let cached_released = self.cached_released.load(Ordering::Relaxed);
+        let parked = cached_released + inner.quarantined_released;
+        let heap_inuse = pa_alloc.saturating_sub(parked);
+        let heap_released = pa_released + parked;
+        let heap_free = inner.heap_sys - pa_alloc - pa_released;
+        let c = &self.counters;
+        HeapStats {
+            heap_sys: inner.heap_sys,
+            heap_inuse,
+            heap_free,
+            heap_released,
+            metadata: pa.metadata_mapped_bytes,
+            metadata_reserved: pa.metadata_reserved_bytes,
+            arena_reserved: inner.arena_reserved,
+            mapped_ready: heap_inuse + heap_free + pa.metadata_mapped_bytes,
+            memory_limit: self.memory_limit.load(Ordering::Relaxed),
+            spans_allocated: c.spans_allocated.load(Ordering::Relaxed),
+            pages_allocated: c.pages_allocated.load(Ordering::Relaxed),
+            spans_freed: c.spans_freed.load(Ordering::Relaxed),
+            cache_refills: c.cache_refills.load(Ordering::Relaxed),
+            grows: c.grows.load(Ordering::Relaxed),
+            released_background: c.released_background.load(Ordering::Relaxed),
+            released_eager: c.released_eager.load(Ordering::Relaxed),
+            released_explicit: c.released_explicit.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The OS page size.
+    pub(crate) fn os_page_size(&self) -> usize {
+        self.os.page_size()
+    }
+
+    /// Folds a thread's cache hits into the counters.
+    fn add_hits(&self, hits: Hits) {
+        if hits.spans > 0 {
+            self.counters.spans_allocated.fetch_add(hits.spans, Ordering::Relaxed);
+            self.counters.pages_allocated.fetch_add(hits.pages, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<O: Os + 'static> CacheOwner for Shared<O> {
+    fn take_back(&self, cache: Option<PageCache>, hits: Hits) {
+        self.add_hits(hits);
+        if let Some(mut c) = cache {
+            let mut inner = self.lock();
+            inner.flush(self, &mut c);
+        }
+    }
+}
+
+impl<O: Os + 'static> Inner<O> {
+    /// Returns a cache's free pages to the page allocator.
+    fn flush(&mut self, shared: &Shared<O>, cache: &mut PageCache) {
+        let released = cache.scav_mask().count_ones() as usize * PAGE_BYTES;
+        match self.pa.flush_cache(cache) {
+            Ok(()) => {
+                shared.cached_released.fetch_sub(released, Ordering::Relaxed);
+            }
+            // Only a cache this allocator did not hand out is refused; ours
+            // never is. Should it happen, the pages stay allocated (leaked
+            // inside the heap, still consistent).
+            Err(e) => debug_assert!(false, "flushing a page cache failed: {e}"),
+        }
+    }
+
+    /// Allocates `n_pages`, growing the heap once if nothing fits.
+    fn alloc_or_grow(&mut self, os: &O, counters: &Counters, n_pages: usize) -> Result<Allocation, Error> {
+        if let Some(a) = self.pa.alloc(n_pages)? {
+            return Ok(a);
+        }
+        self.grow(os, n_pages)?;
+        counters.grows.fetch_add(1, Ordering::Relaxed);
+        self.pa.alloc(n_pages)?.ok_or(Error::NoRoomAfterGrow { n_pages })
+    }
+
+    /// Grows the heap by at least `n_pages`, in whole chunks (Go's
+    /// `mheap.grow`): takes the space from the current arena, reserving a
+    /// new arena at the next hint when it runs out.
+    fn grow(&mut self, os: &O, n_pages: usize) -> Result<(), Error> {
+        let too_large = Error::TooLarge { n_pages, align: PAGE_BYTES };
+        let ask = n_pages
+            .checked_next_multiple_of(HeapGeometry::CHUNK_PAGES)
+            .and_then(|p| p.checked_mul(PAGE_BYTES))
+            .ok_or(too_large)?;
+        if self.cur_end - self.cur_base < ask {
+            let (av, asize) = self.hints.reserve_arena(os, ask)?.into_raw_parts();
+            self.arenas.insert(av, asize);
+            self.arena_reserved += asize;
+            if av == self.cur_end && self.cur_end != 0 {
+                // Contiguous with the current arena: just extend it.
+                self.cur_end += asize;
+            } else {
+                // Hand the old arena's unused tail to the page allocator so
+                // it is not wasted. This is best effort: if the OS refuses,
+                // the tail stays Reserved and is freed with its arena.
+                if self.cur_base < self.cur_end {
+                    let (tb, tl) = (self.cur_base, self.cur_end - self.cur_base);
+                    if self.map_or_undo(os, tb, tl).is_ok() {
+                        if self.pa.grow(tb, tl).is_ok() {
+                            self.heap_sys += tl;
+                        } else {
+                            let _ = self.per_arena(tb, tl, |b, l| os.fault(b, l));
+                        }
+                    }
+                }
+                self.cur_base = av;
+                self.cur_end = av + asize;
+            }
+        }
+        let v = self.cur_base;
+        if let Err((e, stuck)) = self.map_or_undo(os, v, ask) {
+            // Mapped pieces that could not be unmapped are skipped for good.
+            self.cur_base = v + stuck;
+            return Err(e.into());
+        }
+        if let Err(e) = self.pa.grow(v, ask) {
+            // Back to Reserved so a later grow can map it again; if even
+            // that fails, skip the range (it is freed with its arena).
+            if self.per_arena(v, ask, |b, l| os.fault(b, l)).is_err() {
+                self.cur_base = v + ask;
+            }
+            return Err(e.into());
+        }
+        self.cur_base = v + ask;
+        self.heap_sys += ask;
+        Ok(())
+    }
+
+    /// Runs an OS call on `base..base + len` one arena reservation at a
+    /// time: contiguous arenas are separate reservations, and the OS layer
+    /// checks each call against one reservation. Stops at the first error.
+    /// If an earlier piece succeeded the state is mixed; callers only use
+    /// this for calls that are idempotent on their target state (`used`) or
+    /// whose partial effect is harmless and undone on drop (`map`, `fault`:
+    /// a failed `map` leaves the range unused, and the arena is freed
+    /// whole).
+    fn per_arena(
+        &self,
+        base: usize,
+        len: usize,
+        mut call: impl FnMut(usize, usize) -> Result<(), arena::Error>,
+    ) -> Result<(), arena::Error> {
+        let end = base + len;
+        let mut at = base;
+        while at < end {
+            let piece_end = match self.arenas.range(..=at).next_back() {
+                Some((&b, &l)) if at < b + l => (b + l).min(end),
+                // Not in a known arena: let the OS judge the whole rest.
+                _ => end,
+            };
+            call(at, piece_end - at)?;
+            at = piece_end;
+        }
+        Ok(())
+    }
+
+    /// Maps `base..base + len` arena by arena; on failure faults back what
+    /// was mapped and returns the error with the length of the prefix that
+    /// stays mapped (0 unless undoing failed too).
+    fn map_or_undo(&self, os: &O, base: usize, len: usize) -> Result<(), (arena::Error, usize)> {
+        let mut mapped = 0;
+        let r = self.per_arena(base, len, |b, l| {
+            os.map(b, l)?;
+            mapped = b + l - base;
+            Ok(())
+        });
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if mapped == 0 => Err((e, 0)),
+            Err(e) => match self.per_arena(base, mapped, |b, l| os.fault(b, l)) {
+                Ok(()) => Err((e, 0)),
+                Err(_) => Err((e, mapped)),
+            },
+        }
+    }
+
+    /// Retries making quarantined spans Ready; those that succeed go back to
+    /// the page allocator as free, Ready pages.
+    fn retry_quarantine(&mut self, os: &O) {
+        let spans: Vec<(usize, usize, usize)> = self.quarantine.iter().map(|(&b, &(n, r))| (b, n, r)).collect();
+        for (base, n_pages, released) in spans {
+            if self.per_arena(base, n_pages * PAGE_BYTES, |b, l| os.used(b, l)).is_err() {
+                continue;
+            }
+            if self.pa.free(base, n_pages).is_ok() {
+                self.quarantine.remove(&base);
+                self.quarantined_released -= released;
+            }
+        }
+    }
+}
+
+impl<O: Os + 'static> Drop for Inner<O> {
+    fn drop(&mut self) {
+        // Heap arenas go first, while the page allocator (and the OS it
+        // holds) is still alive; the allocator frees its own metadata when
+        // its field is dropped right after.
+        let os = self.pa.os();
+        for (&base, &len) in &self.arenas {
+            let r = os.free(base, len);
+            debug_assert!(r.is_ok(), "freeing a heap arena failed: {r:?}");
+        }
+    }
+}
+
+/// Checks that `n_pages` is non-zero and that `n_pages` pages plus `align`
+/// padding fit in the address space.
+pub(crate) fn check_size(n_pages: usize, align: usize) -> Result<(), Error> {
+    if n_pages == 0 {
+        return Err(Error::ZeroPages);
+    }
+    let fits = n_pages
+        .checked_add(align / PAGE_BYTES)
+        .and_then(|p| p.checked_mul(PAGE_BYTES))
+        .is_some_and(|b| b <= isize::MAX as usize);
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::TooLarge { n_pages, align })
+    }
+}
+
+/// Whether `base..end` overlaps a free page of `cache`.
+pub(crate) fn cache_overlaps(cache: &PageCache, base: usize, end: usize) -> bool {
+    let cbase = cache.base();
+    let cend = cbase + 64 * PAGE_BYTES;
+    if end <= cbase || base >= cend {
+        return false;
+    }
+    let first = (base.max(cbase) - cbase) / PAGE_BYTES;
+    let last = (end.min(cend) - cbase).div_ceil(PAGE_BYTES); // exclusive
+    let n = last - first;
+    let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << first };
+    cache.free_mask() & mask != 0
+}

@@ -1,0 +1,75 @@
+//! [`HeapStats`]: a consistent snapshot of the heap's memory, in Go's terms.
+//!
+//! Every byte of heap memory the heap has mapped (`heap_sys`) is in exactly
+//! one of three states, so `heap_sys == heap_inuse + heap_free +
+//! heap_released` always holds:
+//!
+//! ```text
+//!  heap_sys ┬ heap_inuse     allocated pages, Ready (spans handed out, and
+//!           │                the free pages threads hold in their caches)
+//!           ├ heap_free      free pages, Ready (resident until scavenged)
+//!           └ heap_released  pages whose memory went back to the OS
+//!                            (Prepared), free or parked in a cache
+//! ```
+//!
+//! The Ready memory the heap holds, Go's `mappedReady`, is `heap_inuse +
+//! heap_free + metadata`; the memory limit and the simulated OS's Ready
+//! count are compared against it.
+
+/// A snapshot of the heap's memory and activity, all sizes in bytes.
+///
+/// Taken under the heap lock; concurrent cache hits of other threads may
+/// move a span's worth of bytes between `heap_inuse` and `heap_released`
+/// while the snapshot is taken, and activity counters of cache hits are
+/// folded in when a thread next takes the lock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeapStats {
+    /// Heap memory mapped and handed to the page allocator (Go's
+    /// `heap_sys`, less the reserved-only tail of the current arena).
+    pub heap_sys: usize,
+    /// Allocated, Ready pages (Go's `heap_inuse`), including free pages
+    /// held in per-thread caches.
+    pub heap_inuse: usize,
+    /// Free, Ready pages: resident memory the scavenger may release (Go's
+    /// `heap_free`).
+    pub heap_free: usize,
+    /// Pages returned to the OS (Go's `heap_released`).
+    pub heap_released: usize,
+    /// Page-allocator metadata committed (Ready): summaries, chunk bitmaps,
+    /// in-use ranges.
+    pub metadata: usize,
+    /// Page-allocator metadata address space reserved.
+    pub metadata_reserved: usize,
+    /// Address space reserved for heap arenas.
+    pub arena_reserved: usize,
+    /// Ready memory in total: `heap_inuse + heap_free + metadata` (Go's
+    /// `mappedReady`).
+    pub mapped_ready: usize,
+    /// The memory limit (`usize::MAX` for none).
+    pub memory_limit: usize,
+    /// Spans allocated so far.
+    pub spans_allocated: u64,
+    /// Pages allocated so far (in spans).
+    pub pages_allocated: u64,
+    /// Spans freed so far.
+    pub spans_freed: u64,
+    /// Times a thread refilled its page cache.
+    pub cache_refills: u64,
+    /// Times the heap grew.
+    pub grows: u64,
+    /// Bytes released by the background scavenger so far.
+    pub released_background: usize,
+    /// Bytes released by allocations to honour the memory limit so far.
+    pub released_eager: usize,
+    /// Bytes released by explicit `scavenge` and `release_all` calls so far.
+    pub released_explicit: usize,
+}
+
+impl HeapStats {
+    /// Heap memory retained from the OS: `heap_inuse + heap_free` (Go's
+    /// `heapRetained`).
+    pub fn heap_retained(&self) -> usize {
+        self.heap_inuse + self.heap_free
+    }
+}

@@ -1,0 +1,50 @@
+//! Integration tests of the public API: behaviour over the simulated OS,
+//! fault injection, a concurrency stress test, and resident-memory tests on
+//! the real OS.
+
+mod api;
+mod faults;
+mod rss;
+mod stress;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use runtime_heap::{Config, Heap, SharedOs};
+use testkit::sim_os::SimOs;
+
+/// Tests that measure resident memory take this for writing; every other
+/// test takes it for reading, so nothing else allocates meanwhile.
+pub static MEMORY: RwLock<()> = RwLock::new(());
+
+/// Shared access for tests that do not measure resident memory.
+pub fn shared_memory() -> RwLockReadGuard<'static, ()> {
+    MEMORY.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A heap over the simulated OS.
+pub type SimHeap = Heap<SharedOs<SimOs>>;
+
+/// A heap over a fresh simulated OS with 4 MiB arenas and `config`
+/// otherwise, plus a handle to the OS.
+pub fn sim_heap(config: Config) -> (Arc<SimOs>, SimHeap) {
+    let os = Arc::new(SimOs::new());
+    let heap = Heap::with_os(SharedOs::new(Arc::clone(&os)), config.with_arena_bytes(4 << 20))
+        .expect("heap over the simulated OS");
+    (os, heap)
+}
+
+/// No background thread: tests drive everything themselves.
+pub fn quiet() -> Config {
+    Config::DEFAULT.with_background_scavenger(false)
+}
+
+/// Checks that the heap's stats add up, that they agree with the simulated
+/// OS's own count of Ready memory, and that the page allocator's invariants
+/// hold.
+pub fn check_heap(heap: &SimHeap, os: &SimOs) {
+    let s = heap.stats();
+    assert_eq!(s.heap_sys, s.heap_inuse + s.heap_free + s.heap_released, "{s:#?}");
+    assert_eq!(os.ready_bytes(), s.mapped_ready, "simulated OS disagrees: {s:#?}");
+    heap.with_page_alloc(testkit::check::check)
+        .unwrap_or_else(|e| panic!("page allocator invariant broken: {e:?}"));
+}

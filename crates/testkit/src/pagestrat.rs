@@ -1,0 +1,355 @@
+//! Operations for differential testing of the page allocator against the
+//! flat [`Model`]: an `arbitrary` op enum for fuzzing, proptest strategies,
+//! and [`apply_and_compare`], which applies one op to both, compares results
+//! and state, and runs the invariant checker.
+//!
+//! Ops name places indirectly so that random ones are mostly meaningful:
+//! grows pick a *slot*, a chunk number near one of sixteen boundaries that
+//! matter to the summary tree (root entries cover 4096 chunks, 16 GiB, in
+//! `Go64`; chunk-map blocks 8192); frees of live memory pick the n-th
+//! allocated page the model knows of. Bad input (double frees, frees outside
+//! the heap, zero and overflowing counts, misaligned and overlapping grows)
+//! is generated on purpose: the model defines which requests are rejected,
+//! and the real allocator must reject exactly those and leave its state
+//! unchanged.
+
+use std::fmt;
+
+use proptest::prelude::*;
+
+use crate::check::{self, CheckError};
+use crate::model::Model;
+use crate::replay::{PageHeap, RealHeap};
+use crate::trace::TraceGeometry;
+
+/// Address of chunk 0 of the differential heaps: chunk index 0x30000, a
+/// multiple of 8192, so that slot boundaries are real tree boundaries.
+pub const BASE: usize = 0xc0_0000_0000;
+
+/// Chunks a root summary covers in `Go64` (16 GiB).
+pub const ROOT_CHUNKS: usize = 4096;
+
+/// Number of grow slots.
+pub const SLOTS: usize = 256;
+
+/// One step of a differential test.
+#[derive(Clone, Debug, PartialEq, Eq, arbitrary::Arbitrary)]
+pub enum PageOp {
+    /// Grows `1 + count % 16` chunks at slot `slot` (see [`slot_chunk`]).
+    Grow {
+        /// Slot.
+        slot: u8,
+        /// Chunks, minus one, modulo 16.
+        count: u8,
+    },
+    /// A grow with raw (relative) arguments: misaligned, zero, overlapping
+    /// or overflowing.
+    GrowRaw {
+        /// Byte offset from [`BASE`].
+        offset: u64,
+        /// Bytes.
+        size: u64,
+    },
+    /// Allocates `npages` pages (0 is bad input).
+    Alloc {
+        /// Pages.
+        npages: u16,
+    },
+    /// Allocates an absurd number of pages.
+    AllocHuge {
+        /// Pages.
+        npages: u64,
+    },
+    /// Frees live memory: from the `pick`-th allocated page (modulo their
+    /// number; pages the current cache owns do not count), up to `len`
+    /// pages while they stay allocated.
+    Free {
+        /// Which allocated page to start at.
+        pick: u32,
+        /// Most pages to free, at least 1.
+        len: u16,
+    },
+    /// Frees `npages` at page `page` of slot `slot`'s chunk: possibly free
+    /// already, not grown, or running off the heap.
+    FreeAt {
+        /// Slot.
+        slot: u8,
+        /// Page, modulo 512.
+        page: u16,
+        /// Pages.
+        npages: u16,
+    },
+    /// Frees with raw (relative) arguments.
+    FreeRaw {
+        /// Byte offset from [`BASE`].
+        offset: u64,
+        /// Pages.
+        npages: u64,
+    },
+    /// Takes a page cache (replacing the current one without flushing it).
+    TakeCache,
+    /// Allocates from the current cache.
+    CacheAlloc {
+        /// Pages (0 and more than 64 are bad input).
+        npages: u8,
+    },
+    /// Flushes the current cache.
+    Flush,
+    /// Scavenges `bytes`.
+    Scavenge {
+        /// Bytes.
+        bytes: u32,
+    },
+    /// Scavenges everything.
+    ScavengeAll,
+}
+
+/// The chunk number (relative to [`BASE`]) of grow slot `slot`: slots come
+/// in sixteen groups of sixteen, group `g` covering chunks
+/// `(g + 1) * 2048 - 8 ..+ 16`, which straddle a 2048-chunk boundary; every
+/// second one is a root-summary boundary and every fourth a chunk-map block
+/// boundary.
+pub fn slot_chunk(slot: u8) -> usize {
+    let (group, off) = (usize::from(slot) / 16, usize::from(slot) % 16);
+    (group + 1) * 2048 - 8 + off
+}
+
+/// The model and allocator disagree, or the allocator broke an invariant.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Divergence {
+    /// Different results for one request.
+    #[error("{op}: model gave {model}, allocator gave {real}")]
+    Result {
+        /// The request, resolved.
+        op: String,
+        /// The model's result.
+        model: String,
+        /// The allocator's result.
+        real: String,
+    },
+    /// Same result, different state afterwards.
+    #[error("{op}: state differs: {what}")]
+    State {
+        /// The request, resolved.
+        op: String,
+        /// What differs.
+        what: String,
+    },
+    /// The allocator's internals are inconsistent.
+    #[error("{op}: invariant broken")]
+    Invariant {
+        /// The request, resolved.
+        op: String,
+        /// The violation.
+        #[source]
+        source: CheckError,
+    },
+}
+
+/// A request with its addresses resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Request {
+    Grow(usize, usize),
+    Alloc(usize),
+    Free(usize, usize),
+    TakeCache,
+    CacheAlloc(usize),
+    Flush,
+    Scavenge(usize),
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Request::Grow(b, s) => write!(f, "grow({b:#x}, {s:#x})"),
+            Request::Alloc(n) => write!(f, "alloc({n})"),
+            Request::Free(b, n) => write!(f, "free({b:#x}, {n})"),
+            Request::TakeCache => f.write_str("take_cache()"),
+            Request::CacheAlloc(n) => write!(f, "cache_alloc({n})"),
+            Request::Flush => f.write_str("flush()"),
+            Request::Scavenge(b) => write!(f, "scavenge({b:#x})"),
+        }
+    }
+}
+
+/// Turns `op` into a concrete request, looking at the model for live pages.
+fn resolve(model: &Model, op: &PageOp) -> Request {
+    let g = model.geometry();
+    let (pb, cb) = (g.page_bytes, g.chunk_bytes());
+    let wide = |x: u64| usize::try_from(x).unwrap_or(usize::MAX);
+    match *op {
+        PageOp::Grow { slot, count } => Request::Grow(
+            BASE + slot_chunk(slot) * cb,
+            (1 + usize::from(count % 16)) * cb,
+        ),
+        PageOp::GrowRaw { offset, size } => {
+            Request::Grow(BASE.wrapping_add(wide(offset)), wide(size))
+        }
+        PageOp::Alloc { npages } => Request::Alloc(usize::from(npages)),
+        PageOp::AllocHuge { npages } => Request::Alloc(wide(npages)),
+        PageOp::Free { pick, len } => {
+            let owned_by_cache = |addr: usize| {
+                model.cache().is_some_and(|c| {
+                    addr >= c.base
+                        && addr < c.base + 64 * pb
+                        && c.free >> ((addr - c.base) / pb) & 1 == 1
+                })
+            };
+            let live =
+                |addr: usize| model.is_allocated(addr) == Some(true) && !owned_by_cache(addr);
+            let pages: Vec<usize> = model
+                .in_use()
+                .into_iter()
+                .flat_map(|(b, l)| (b..l).step_by(pb))
+                .filter(|&a| live(a))
+                .collect();
+            if pages.is_empty() {
+                // Nothing is live: a free of the lowest page of the heap,
+                // which the model rejects (or of an unused address).
+                let at = model.in_use().first().map_or(BASE, |r| r.0);
+                return Request::Free(at, 1);
+            }
+            let start = pages[pick as usize % pages.len()];
+            let mut n = 1;
+            while n < usize::from(len.max(1)) && live(start + n * pb) {
+                n += 1;
+            }
+            Request::Free(start, n)
+        }
+        PageOp::FreeAt { slot, page, npages } => Request::Free(
+            BASE + slot_chunk(slot) * cb + usize::from(page % 512) * pb,
+            usize::from(npages),
+        ),
+        PageOp::FreeRaw { offset, npages } => {
+            Request::Free(BASE.wrapping_add(wide(offset)), wide(npages))
+        }
+        PageOp::TakeCache => Request::TakeCache,
+        PageOp::CacheAlloc { npages } => Request::CacheAlloc(usize::from(npages)),
+        PageOp::Flush => Request::Flush,
+        PageOp::Scavenge { bytes } => Request::Scavenge(bytes as usize),
+        PageOp::ScavengeAll => Request::Scavenge(usize::MAX),
+    }
+}
+
+/// Applies `req` to `heap`, rendering the result as text.
+fn run<H: PageHeap>(heap: &mut H, req: Request) -> Result<String, String> {
+    let show = |r: Result<String, H::Error>| r.map_err(|e| format!("error: {e}"));
+    show(match req {
+        Request::Grow(b, s) => heap.grow(b, s).map(|()| "ok".to_owned()),
+        Request::Alloc(n) => heap.alloc(n).map(|a| format!("{a:?}")),
+        Request::Free(b, n) => heap.free(b, n).map(|()| "ok".to_owned()),
+        Request::TakeCache => heap.take_cache().map(|c| format!("{c:?}")),
+        Request::CacheAlloc(n) => heap.cache_alloc(n).map(|a| format!("{a:?}")),
+        Request::Flush => heap.flush().map(|()| "ok".to_owned()),
+        Request::Scavenge(b) => heap.scavenge(b).map(|r| r.to_string()),
+    })
+}
+
+/// Applies `op` to the allocator and the model, then compares: both reject
+/// it or both accept it with the same result; afterwards the in-use ranges,
+/// every chunk's bitmaps and the cache agree; and the allocator passes
+/// [`check::check`].
+///
+/// # Errors
+/// The first difference or violation found.
+pub fn apply_and_compare<G: pagealloc::Geometry, O: arena::Os>(
+    real: &mut RealHeap<G, O>,
+    model: &mut Model,
+    op: &PageOp,
+) -> Result<(), Divergence> {
+    let req = resolve(model, op);
+    let want = run(model, req);
+    let got = run(real, req);
+    let op_text = || format!("{op:?} as {req}");
+    // The model's rejection messages are not the allocator's; only the
+    // decision to reject must agree.
+    let same = match (&want, &got) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(_), Err(_)) => true,
+        _ => false,
+    };
+    if !same {
+        let show = |r: &Result<String, String>| match r {
+            Ok(s) | Err(s) => s.clone(),
+        };
+        return Err(Divergence::Result {
+            op: op_text(),
+            model: show(&want),
+            real: show(&got),
+        });
+    }
+    compare_state(real, model).map_err(|what| Divergence::State {
+        op: op_text(),
+        what,
+    })?;
+    check::check(&real.alloc).map_err(|source| Divergence::Invariant {
+        op: op_text(),
+        source,
+    })
+}
+
+/// Compares everything a caller can observe of the two heaps.
+fn compare_state<G: pagealloc::Geometry, O: arena::Os>(
+    real: &RealHeap<G, O>,
+    model: &Model,
+) -> Result<(), String> {
+    let (want, got) = (model.in_use(), real.in_use());
+    if want != got {
+        return Err(format!(
+            "in-use ranges: model {want:x?}, allocator {got:x?}"
+        ));
+    }
+    let cb = model.geometry().chunk_bytes();
+    for (b, l) in want {
+        for chunk in (b..l).step_by(cb) {
+            let (w, g) = (model.chunk_bits(chunk), real.chunk_bits(chunk));
+            if w != g {
+                return Err(format!("chunk {chunk:#x}: model {w:x?}, allocator {g:x?}"));
+            }
+        }
+    }
+    let (w, g) = (model.cache(), real.cache_block());
+    if w.filter(|c| c.free != 0) != g {
+        return Err(format!("cache: model {w:x?}, allocator {g:x?}"));
+    }
+    Ok(())
+}
+
+/// The geometry differential tests run in: `Go64` with 4 KiB OS pages and
+/// 2 MiB huge pages, like the recorded traces.
+pub fn geometry() -> TraceGeometry {
+    TraceGeometry::GO64_LINUX
+}
+
+/// A strategy for one [`PageOp`], weighted towards valid, interesting
+/// requests: grows are rarer than allocations and frees, and about one op
+/// in eight is bad input.
+pub fn page_op() -> impl Strategy<Value = PageOp> {
+    prop_oneof![
+        3 => (any::<u8>(), 0u8..8).prop_map(|(slot, count)| PageOp::Grow { slot: slot % 64, count }),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(slot, count)| PageOp::Grow { slot, count }),
+        1 => (0u64..1 << 36, prop_oneof![Just(0u64), 1u64..1 << 24, Just(u64::MAX)])
+            .prop_map(|(offset, size)| PageOp::GrowRaw { offset, size }),
+        10 => (1u16..16).prop_map(|npages| PageOp::Alloc { npages }),
+        4 => (1u16..4096).prop_map(|npages| PageOp::Alloc { npages }),
+        1 => Just(PageOp::Alloc { npages: 0 }),
+        1 => prop_oneof![Just(u64::MAX), Just(1 << 40), 1u64 << 20..1 << 30]
+            .prop_map(|npages| PageOp::AllocHuge { npages }),
+        12 => (any::<u32>(), 1u16..64).prop_map(|(pick, len)| PageOp::Free { pick, len }),
+        2 => (any::<u32>(), 64u16..5000).prop_map(|(pick, len)| PageOp::Free { pick, len }),
+        1 => (any::<u8>(), any::<u16>(), 0u16..600).prop_map(|(slot, page, npages)| PageOp::FreeAt { slot, page, npages }),
+        1 => (any::<u64>(), prop_oneof![Just(1u64), any::<u64>()]).prop_map(|(offset, npages)| PageOp::FreeRaw { offset, npages }),
+        3 => Just(PageOp::TakeCache),
+        4 => (0u8..20).prop_map(|npages| PageOp::CacheAlloc { npages }),
+        1 => (60u8..=70).prop_map(|npages| PageOp::CacheAlloc { npages }),
+        3 => Just(PageOp::Flush),
+        2 => prop_oneof![0u32..1 << 16, 1u32 << 16..1 << 24].prop_map(|bytes| PageOp::Scavenge { bytes }),
+        1 => Just(PageOp::ScavengeAll),
+    ]
+}
+
+/// A strategy for a sequence of up to `max_len` ops.
+pub fn page_ops(max_len: usize) -> impl Strategy<Value = Vec<PageOp>> {
+    prop::collection::vec(page_op(), 1..=max_len)
+}

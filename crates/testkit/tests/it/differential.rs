@@ -1,0 +1,225 @@
+//! The real allocator against the flat model, op by op, with the invariant
+//! checker after every step.
+
+use pagealloc::Go64;
+use proptest::prelude::*;
+use testkit::check::{check, check_summary_memory};
+use testkit::model::Model;
+use testkit::pagestrat::{apply_and_compare, geometry, page_ops, PageOp};
+use testkit::replay::RealHeap;
+use testkit::sim_os::SimOs;
+
+/// Applies `ops` to a fresh allocator over a simulated OS and a fresh model,
+/// comparing after each; at the end, checks the summary memory the OS has
+/// mapped and that the OS saw no misuse.
+fn check_ops(ops: &[PageOp]) -> Result<(), TestCaseError> {
+    let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+    let mut model = Model::new(geometry());
+    for (i, op) in ops.iter().enumerate() {
+        if let Err(d) = apply_and_compare(&mut real, &mut model, op) {
+            return Err(TestCaseError::fail(format!(
+                "step {i}: {d}: {:?}",
+                std::error::Error::source(&d)
+            )));
+        }
+    }
+    let os = real.alloc.os();
+    check_summary_memory(&real.alloc, |a| os.page_state(a))
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    os.assert_clean();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn pagealloc_matches_model(ops in page_ops(200)) {
+        check_ops(&ops)?;
+    }
+}
+
+/// Hand-picked sequences: grows on both sides of a root-summary boundary,
+/// an allocation across it, bad input of each kind, the cache and the
+/// scavenger.
+#[test]
+fn pagealloc_matches_model_on_edge_cases() {
+    use PageOp::*;
+    let cases: Vec<Vec<PageOp>> = vec![
+        // Slots 24..=31 straddle chunk 8192 (a root and chunk-map boundary).
+        vec![
+            Grow { slot: 24, count: 7 },
+            Grow { slot: 31, count: 3 },
+            Alloc { npages: 4000 },
+            Alloc { npages: 2000 },
+        ],
+        vec![
+            Grow { slot: 3, count: 0 },
+            Grow { slot: 3, count: 0 },
+            GrowRaw {
+                offset: 4096,
+                size: 4 << 20,
+            },
+            GrowRaw {
+                offset: 8 << 20,
+                size: 0,
+            },
+            GrowRaw {
+                offset: 1 << 30,
+                size: u64::MAX,
+            },
+        ],
+        vec![
+            Grow { slot: 3, count: 1 },
+            Alloc { npages: 0 },
+            AllocHuge { npages: u64::MAX },
+            AllocHuge { npages: 1 << 40 },
+            Alloc { npages: 2000 },
+        ],
+        vec![
+            Grow { slot: 3, count: 1 },
+            Alloc { npages: 10 },
+            Free { pick: 3, len: 4 },
+            Free { pick: 3, len: 4 },
+            FreeAt {
+                slot: 3,
+                page: 0,
+                npages: 20,
+            },
+            FreeAt {
+                slot: 200,
+                page: 0,
+                npages: 1,
+            },
+            FreeRaw {
+                offset: 5,
+                npages: 1,
+            },
+            FreeRaw {
+                offset: 0,
+                npages: u64::MAX,
+            },
+        ],
+        vec![
+            Grow { slot: 3, count: 0 },
+            Alloc { npages: 5 },
+            TakeCache,
+            CacheAlloc { npages: 0 },
+            CacheAlloc { npages: 65 },
+            CacheAlloc { npages: 64 },
+            CacheAlloc { npages: 3 },
+            FreeAt {
+                slot: 3,
+                page: 20,
+                npages: 1,
+            },
+            Flush,
+            Free { pick: 0, len: 64 },
+            Flush,
+        ],
+        vec![
+            Grow { slot: 3, count: 2 },
+            Alloc { npages: 1500 },
+            Free { pick: 10, len: 700 },
+            Scavenge { bytes: 1 },
+            Scavenge { bytes: 3 << 20 },
+            ScavengeAll,
+            Alloc { npages: 1500 },
+        ],
+    ];
+    for ops in cases {
+        if let Err(e) = check_ops(&ops) {
+            panic!("{ops:?}: {e}");
+        }
+    }
+}
+
+/// The checker accepts a fresh allocator and a busy one.
+#[test]
+fn checker_accepts_valid_states() {
+    let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+    check(&real.alloc).expect("empty allocator");
+    let base = testkit::pagestrat::BASE;
+    real.alloc
+        .grow(base + (4096 - 2) * (4 << 20), 4 * (4 << 20))
+        .expect("grow");
+    let a = real.alloc.alloc(1500).expect("alloc").expect("room");
+    real.alloc.free(a.base + 8192 * 100, 50).expect("free");
+    check(&real.alloc).expect("busy allocator");
+}
+
+/// Corrupting a summary in the allocator's memory (through the simulated
+/// OS) is caught, at the level that was corrupted.
+#[test]
+fn checker_detects_corrupt_summaries() {
+    use testkit::check::CheckError;
+    let chunk_bytes = 4 << 20;
+    let base = testkit::pagestrat::BASE;
+    let ci = base / chunk_bytes + 10;
+    for (level, index) in [(4, ci), (4, ci + 1), (3, ci / 8), (0, ci >> 12)] {
+        let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+        real.alloc
+            .grow(base + 10 * chunk_bytes, 4 * chunk_bytes)
+            .expect("grow");
+        real.alloc.alloc(100).expect("alloc").expect("room");
+        check(&real.alloc).expect("valid before corruption");
+        let (addr, _) = real.alloc.inspect().summary_reservation(level);
+        // A summary claiming one free page at the bottom.
+        let bogus = pagealloc::Summary::pack::<Go64>(1, 1, 0);
+        real.alloc
+            .os()
+            .write(addr + index * 8, &bogus.0.to_ne_bytes())
+            .expect("mapped summary");
+        match check(&real.alloc) {
+            Err(CheckError::Summary {
+                level: l,
+                index: i,
+                stored,
+                ..
+            }) => {
+                assert_eq!((l, i, stored), (level, index, (1, 1, 0)));
+            }
+            other => panic!("level {level}: {other:?}"),
+        }
+    }
+}
+
+/// Summary pages released behind the allocator's back are caught by the
+/// OS-state check.
+#[test]
+fn checker_detects_unmapped_summary_memory() {
+    let base = testkit::pagestrat::BASE;
+    let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+    real.alloc.grow(base, 4 << 20).expect("grow");
+    let os = real.alloc.os();
+    check_summary_memory(&real.alloc, |a| os.page_state(a)).expect("valid");
+    let (addr, _) = real.alloc.inspect().summary_reservation(4);
+    let page = arena::Os::page_size(os);
+    let leaf_page = addr + (base >> 22) * 8 / page * page;
+    arena::Os::fault(os, leaf_page, page).expect("fault a mapped page");
+    let err = check_summary_memory(&real.alloc, |a| os.page_state(a)).expect_err("must fail");
+    assert!(
+        err.to_string().contains(&format!("{leaf_page:#x}")),
+        "{err}"
+    );
+}
+
+/// A model that is not in step with the allocator is reported.
+#[test]
+fn differences_are_reported() {
+    let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+    let mut model = Model::new(geometry());
+    apply_and_compare(&mut real, &mut model, &PageOp::Grow { slot: 1, count: 0 })
+        .expect("same grow");
+    // Only the allocator gets the second chunk.
+    let chunk = testkit::pagestrat::BASE + testkit::pagestrat::slot_chunk(9) * (4 << 20);
+    real.alloc.grow(chunk, 4 << 20).expect("grow");
+    let err = apply_and_compare(&mut real, &mut model, &PageOp::Alloc { npages: 1 })
+        .expect_err("in-use ranges differ");
+    assert!(
+        err.to_string().contains("state differs: in-use ranges"),
+        "{err}"
+    );
+    let err = apply_and_compare(&mut real, &mut model, &PageOp::Alloc { npages: 512 })
+        .expect_err("model has no room");
+    assert!(err.to_string().contains("model gave None"), "{err}");
+}
