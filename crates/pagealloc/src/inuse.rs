@@ -105,6 +105,9 @@ impl Storage for OsStorage {
     }
 }
 
+/// A range as offsets, `(base, limit)`.
+pub(crate) type OffRange = (usize, usize);
+
 /// The in-use ranges of geometry `G`, in OS memory.
 pub(crate) struct InUse<G> {
     set: AddrRanges<OsStorage>,
@@ -245,7 +248,7 @@ impl<G: Geometry> InUse<G> {
 
     /// The in-use ranges wholly below and wholly above offset `off`, the
     /// neighbours a new range at `off` would have, as offsets.
-    pub fn neighbours(&self, off: usize) -> (Option<(usize, usize)>, Option<(usize, usize)>) {
+    pub fn neighbours(&self, off: usize) -> (Option<OffRange>, Option<OffRange>) {
         let a = to_addr::<G>(off);
         (
             self.set.range_below(a).map(to_offs::<G>),

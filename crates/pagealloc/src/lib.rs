@@ -18,7 +18,7 @@
 //! touching the tree.
 //!
 //! The allocator's own metadata (the summary tree, the chunk bitmaps, the
-//! set of in-use ranges) comes from the [`Os`](arena::Os) it is given, never
+//! set of in-use ranges) comes from the [`Os`] it is given, never
 //! from the global allocator: the crate is `no_std` without `alloc`, so it
 //! can sit under a `#[global_allocator]`. The summary arrays are reserved
 //! whole up front and committed only where the heap has grown.

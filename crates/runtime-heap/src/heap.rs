@@ -113,6 +113,7 @@ pub struct Heap<O: Os + 'static = SystemOs> {
 
 /// The size of the background scavenger's work unit (Go's
 /// `scavengeQuantum`).
+#[cfg(feature = "std")]
 pub(crate) const SCAVENGE_QUANTUM: usize = 64 << 10;
 
 /// Source of heap ids; 0 marks an unused cache slot.
@@ -601,6 +602,7 @@ impl<O: Os + 'static> Shared<O> {
 
     /// Whether the background scavenger has work: retained memory above
     /// its goal, or Ready memory above 95% of the limit.
+    #[cfg(feature = "std")]
     pub(crate) fn bg_has_work(&self, inner_stats: &HeapStats) -> bool {
         let s = inner_stats;
         let extra = (s.heap_inuse / 100 * self.config.retain_extra_percent).min(self.config.retain_extra_max);
@@ -614,6 +616,7 @@ impl<O: Os + 'static> Shared<O> {
 
     /// One background work unit: if there is work, scavenge one quantum.
     /// Returns the bytes released, or `None` if there was no work.
+    #[cfg(feature = "std")]
     pub(crate) fn bg_scavenge_quantum(&self) -> Option<usize> {
         let mut inner = self.lock();
         let stats = self.stats_locked(&inner);
@@ -660,6 +663,7 @@ impl<O: Os + 'static> Shared<O> {
     }
 
     /// The OS page size.
+    #[cfg(feature = "std")]
     pub(crate) fn os_page_size(&self) -> usize {
         self.os.page_size()
     }

@@ -71,6 +71,7 @@ mod config;
 mod error;
 mod global;
 mod heap;
+#[cfg(feature = "std")]
 mod pacing;
 #[cfg(feature = "std")]
 mod scavenger;

@@ -4,9 +4,11 @@
 use pagealloc::PageCache;
 
 use crate::heap::{cache_overlaps, check_size, HeapGeometry, PAGE_BYTES};
+#[cfg(feature = "std")]
 use crate::pacing::{Pacer, PiController, CPU_FRACTION, MIN_WORK_NS, START_SLEEP_RATIO};
 use crate::Error;
 
+#[cfg(feature = "std")]
 #[test]
 fn pi_controller_saturates_and_resets() {
     let mut pi = PiController::scavenger();
@@ -36,6 +38,7 @@ fn pi_controller_saturates_and_resets() {
     assert!((pi.next(0.0, e, p).unwrap() - second).abs() < 1e-12);
 }
 
+#[cfg(feature = "std")]
 /// Drives the pacer in a closed loop with simulated work and sleep and
 /// returns the CPU share used over the second half of the run. With Go's
 /// gains the loop does not settle on a fixed point (short bursts alternate
@@ -57,6 +60,7 @@ fn average_share(procs: usize, worked_ns: f64) -> f64 {
     work / total
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn pacer_averages_one_percent() {
     for (procs, work) in [(1, 1e6), (2, 1e6), (8, 3e6), (2, 1e5), (4, 2e6)] {

@@ -499,10 +499,11 @@ impl<G: Geometry, O: Os> RealHeap<G, O> {
                 heap_addr_bits: G::HEAP_ADDR_BITS,
             });
         }
-        let mut config = Config::default();
-        config.heap_release = HeapRelease::Bookkeeping;
-        config.phys_page_bytes = Some(geometry.phys_page_bytes);
-        config.huge_page_bytes = Some(geometry.huge_page_bytes);
+        let config = Config {
+            heap_release: HeapRelease::Bookkeeping,
+            phys_page_bytes: Some(geometry.phys_page_bytes),
+            huge_page_bytes: Some(geometry.huge_page_bytes),
+        };
         Ok(RealHeap {
             alloc: PageAlloc::new(os, config).map_err(RealHeapError::New)?,
             cache: PageCache::default(),

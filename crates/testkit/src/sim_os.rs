@@ -21,10 +21,6 @@
 //! through the backing `Vec` itself, so no other thread may touch the same
 //! reservation's memory during those calls.
 
-// The provenance APIs this module must use (`expose_provenance`) are stable
-// since 1.84; the workspace's `rust-version` still says 1.80.
-#![allow(clippy::incompatible_msrv)]
-
 mod ops;
 
 pub use ops::{apply, page_states, run, ArenaOp, OpOutcome, Slot, MAX_LIVE, MAX_PAGES};

@@ -7,6 +7,9 @@ use std::vec::Vec;
 use super::harness::{assert_state, base_ci, build, for_geometries, page, verify, Chunks, P};
 use crate::Geometry;
 
+/// `(npages, Some((chunk, page)) or None for a failure, scavenged pages)`.
+type Hit = (usize, Option<(usize, usize)>, usize);
+
 /// One `TestPageAllocAlloc` case: chunks before (allocated ranges), their
 /// scavenged ranges, then `(npages, Some((chunk, page)) or None for a
 /// failure, scavenged pages)` hits, then the allocated ranges after.
@@ -14,7 +17,7 @@ struct AllocCase {
     name: &'static str,
     before: Chunks,
     scav: Chunks,
-    hits: &'static [(usize, Option<(usize, usize)>, usize)],
+    hits: &'static [Hit],
     after: Chunks,
 }
 

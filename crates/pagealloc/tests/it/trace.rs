@@ -47,7 +47,6 @@ fn replay(path: &PathBuf) -> usize {
         heap_release: HeapRelease::Bookkeeping,
         phys_page_bytes: Some(4096),
         huge_page_bytes: Some(2 << 20),
-        ..Config::default()
     };
     let mut pa = PageAlloc::<Go64, _>::new(SimOs::new(), config).unwrap();
     let mut cache = PageCache::default();
