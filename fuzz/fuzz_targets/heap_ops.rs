@@ -49,19 +49,28 @@ fn all_live(live: &BTreeMap<usize, Span>, base: usize, end: usize) -> bool {
 
 /// Whether any page of `base..end` is inside a live span.
 fn any_live(live: &BTreeMap<usize, Span>, base: usize, end: usize) -> bool {
-    live.range(..end).next_back().is_some_and(|(_, s)| s.end() > base)
+    live.range(..end)
+        .next_back()
+        .is_some_and(|(_, s)| s.end() > base)
 }
 
 fn check(heap: &Heap<SharedOs<SimOs>>, os: &SimOs) {
     let s = heap.stats();
-    assert_eq!(s.heap_sys, s.heap_inuse + s.heap_free + s.heap_released, "{s:#?}");
+    assert_eq!(
+        s.heap_sys,
+        s.heap_inuse + s.heap_free + s.heap_released,
+        "{s:#?}"
+    );
     assert_eq!(os.ready_bytes(), s.mapped_ready, "{s:#?}");
-    heap.with_page_alloc(testkit::check::check).expect("page allocator invariants");
+    heap.with_page_alloc(testkit::check::check)
+        .expect("page allocator invariants");
 }
 
 fuzz_target!(|ops: Vec<HeapOp>| {
     let os = Arc::new(SimOs::new());
-    let config = Config::DEFAULT.with_background_scavenger(false).with_arena_bytes(4 << 20);
+    let config = Config::DEFAULT
+        .with_background_scavenger(false)
+        .with_arena_bytes(4 << 20);
     let heap = Heap::with_os(SharedOs::new(Arc::clone(&os)), config).expect("heap");
     let mut live: BTreeMap<usize, Span> = BTreeMap::new();
     let mut freed: Vec<(usize, usize)> = Vec::new();
@@ -70,15 +79,23 @@ fuzz_target!(|ops: Vec<HeapOp>| {
         match op {
             HeapOp::Alloc { pages } => {
                 let s = heap.alloc(1 + pages as usize % 1100).expect("alloc");
-                assert!(!any_live(&live, s.base(), s.end()), "{s:x?} overlaps a live span");
+                assert!(
+                    !any_live(&live, s.base(), s.end()),
+                    "{s:x?} overlaps a live span"
+                );
                 anchor.get_or_insert(s.base());
                 live.insert(s.base(), s);
             }
             HeapOp::AllocAligned { pages, align } => {
                 let align = 1 << (14 + align % 9);
-                let s = heap.alloc_aligned(1 + pages as usize % 40, align).expect("alloc");
+                let s = heap
+                    .alloc_aligned(1 + pages as usize % 40, align)
+                    .expect("alloc");
                 assert_eq!(s.base() % align, 0);
-                assert!(!any_live(&live, s.base(), s.end()), "{s:x?} overlaps a live span");
+                assert!(
+                    !any_live(&live, s.base(), s.end()),
+                    "{s:x?} overlaps a live span"
+                );
                 live.insert(s.base(), s);
             }
             HeapOp::Free { index } => {
@@ -93,7 +110,10 @@ fuzz_target!(|ops: Vec<HeapOp>| {
                 let base = a + offset as usize * PAGE_BYTES;
                 let n = 1 + pages as usize % 16;
                 if !all_live(&live, base, base + n * PAGE_BYTES) {
-                    assert!(heap.free(Span::from_raw_parts(base, n)).is_err(), "bad free of {base:#x}+{n} accepted");
+                    assert!(
+                        heap.free(Span::from_raw_parts(base, n)).is_err(),
+                        "bad free of {base:#x}+{n} accepted"
+                    );
                 }
             }
             HeapOp::DoubleFree { index } => {
@@ -102,7 +122,10 @@ fuzz_target!(|ops: Vec<HeapOp>| {
                 }
                 let (base, n) = freed[index as usize % freed.len()];
                 if !any_live(&live, base, base + n * PAGE_BYTES) {
-                    assert!(heap.free(Span::from_raw_parts(base, n)).is_err(), "double free of {base:#x}+{n} accepted");
+                    assert!(
+                        heap.free(Span::from_raw_parts(base, n)).is_err(),
+                        "double free of {base:#x}+{n} accepted"
+                    );
                 }
             }
             HeapOp::Scavenge { kib } => {
@@ -113,12 +136,20 @@ fuzz_target!(|ops: Vec<HeapOp>| {
             }
             HeapOp::FlushCache => heap.flush_thread_cache(),
             HeapOp::SetLimit { mib } => {
-                let limit = if mib == 0 { usize::MAX } else { (mib as usize) << 20 };
+                let limit = if mib == 0 {
+                    usize::MAX
+                } else {
+                    (mib as usize) << 20
+                };
                 heap.set_memory_limit(limit).expect("limit");
             }
         }
         let s = heap.stats();
-        assert_eq!(s.heap_sys, s.heap_inuse + s.heap_free + s.heap_released, "{s:#?}");
+        assert_eq!(
+            s.heap_sys,
+            s.heap_inuse + s.heap_free + s.heap_released,
+            "{s:#?}"
+        );
     }
     check(&heap, &os);
     for (_, s) in live {

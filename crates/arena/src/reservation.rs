@@ -207,8 +207,11 @@ impl<'a, O: Os> Reservation<'a, O> {
     /// caller must eventually pass to [`Os::free`] (or keep for the life of
     /// the process). The shared counters keep this reservation's bytes.
     pub fn into_raw_parts(self) -> (usize, usize) {
-        let parts = (self.base, self.len);
-        core::mem::forget(self);
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let parts = (this.base, this.len);
+        // Skip `Drop` (which would free the range) but still release the
+        // page-state map, which owns heap memory.
+        drop(core::mem::take(&mut this.states));
         parts
     }
 

@@ -70,7 +70,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         if off > max_off::<G>() || size - 1 > max_off::<G>() - off {
             return Err(Error::OutOfAddressSpace { base, len: size });
         }
-        let limit = off + size;
+        // A range reaching the very top of a 32-bit address space on a
+        // 32-bit target has no representable limit.
+        let Some(limit) = off.checked_add(size) else {
+            return Err(Error::OutOfAddressSpace { base, len: size });
+        };
         if self.in_use.overlaps(off, limit) {
             return Err(Error::Overlap { base, len: size });
         }

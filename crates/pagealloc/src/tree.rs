@@ -222,6 +222,28 @@ impl<G: Geometry> Tree<G> {
         unsafe { p.add(i).write(s) }
     }
 
+    /// Summaries `[lo, lo + n)` of level `l`.
+    ///
+    /// # Panics
+    ///
+    /// If the range is not below the level's length.
+    #[inline]
+    pub fn block(&self, l: usize, lo: usize, n: usize) -> &[Summary] {
+        let lv = &self.levels[l];
+        assert!(
+            lo <= lv.len && n <= lv.len - lo,
+            "summary block out of range"
+        );
+        let p = core::ptr::with_exposed_provenance::<Summary>(lv.region.addr);
+        // SAFETY:
+        // - Callers pass only whole sibling blocks that cover in-use memory
+        //   (module docs), which `grow` commits whole; committed memory is
+        //   readable until `release`, and in bounds by the assert.
+        // - `Summary` is a plain `u64`: every bit pattern is valid.
+        // - The slice borrows `self`, so `set` cannot run while it lives.
+        unsafe { core::slice::from_raw_parts(p.add(lo), n) }
+    }
+
     /// The eight (or, below a root of fewer bits, `1 << level_bits`)
     /// children of summary `i` at level `l`, from level `l + 1`.
     ///
@@ -231,17 +253,7 @@ impl<G: Geometry> Tree<G> {
     #[inline]
     pub fn children(&self, l: usize, i: usize) -> &[Summary] {
         let bits = G::level_bits(l + 1);
-        let lv = &self.levels[l + 1];
-        let lo = i << bits;
-        let n = 1usize << bits;
-        assert!(lo + n <= lv.len, "summary children out of range");
-        let p = core::ptr::with_exposed_provenance::<Summary>(lv.region.addr);
-        // SAFETY:
-        // - The children of a summary of in-use memory form one sibling
-        //   block, which is committed whole (blocks are the unit `grow`
-        //   commits), readable until `release`; in bounds by the assert.
-        // - The slice borrows `self`, so `set` cannot run while it lives.
-        unsafe { core::slice::from_raw_parts(p.add(lo), n) }
+        self.block(l + 1, i << bits, 1 << bits)
     }
 
     /// Gives every level's reservation back.
@@ -254,6 +266,21 @@ impl<G: Geometry> Tree<G> {
             }
         }
     }
+}
+
+/// The index of the first summary in `s` that is not full, if any. Looks
+/// at eight at a time, which the compiler turns into a few vector ORs.
+#[inline]
+fn skip_full(s: &[Summary]) -> Option<usize> {
+    let mut chunks = s.chunks_exact(8);
+    let mut k = 0;
+    for c in &mut chunks {
+        if c.iter().fold(0, |acc, x| acc | x.0) != 0 {
+            break;
+        }
+        k += 8;
+    }
+    s[k..].iter().position(|x| x.0 != 0).map(|p| k + p)
 }
 
 /// An inclusive offset window known to contain the heap's first free page,
@@ -312,8 +339,10 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         let bits = G::level_bits(l);
         let shift = G::level_shift(l);
         let lo = (i >> bits) << bits;
-        let hi = lo + (1 << bits);
-        self.in_use.overlaps(lo << shift, hi << shift)
+        // The block's last byte, inclusive: the root block ends at the top
+        // of the address space, which may be the top of `usize`.
+        let last = ((lo + (1 << bits) - 1) << shift) | ((1 << shift) - 1);
+        self.in_use.overlaps(lo << shift, last.saturating_add(1))
     }
 
     /// The leaf summary of chunk `ci`, computed from its bitmap.
@@ -421,14 +450,30 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
 
             // The free run being built: `base` in pages from the block's
             // start, `size` in pages.
+            debug_assert!(
+                self.summary_needed(l, i),
+                "block {i} of level {l} is not in use"
+            );
+            let block = self.tree.block(l, i, entries);
             let mut base = 0usize;
             let mut size = 0usize;
-            for j in j0..entries {
-                let sum = self.sum(l, i + j);
+            let mut j = j0;
+            while j < entries {
+                if size == 0 {
+                    // No run in progress: skip full entries fast (the root
+                    // level of an exhausted heap is thousands of them).
+                    match skip_full(&block[j..]) {
+                        Some(k) => j += k,
+                        None => break,
+                    }
+                }
+                let sum = block[j];
+                j += 1;
                 if sum == Summary::FULL {
                     size = 0;
                     continue;
                 }
+                let j = j - 1;
                 first.found_free((i + j) << shift, region_pages << G::PAGE_SHIFT);
                 let f = sum.unpack::<G>();
                 if size + f.start >= npages {

@@ -41,10 +41,14 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--ops" => a.ops = value()?.parse().map_err(|e| format!("--ops: {e}"))?,
-            "--live-gib" => a.live_gib = value()?.parse().map_err(|e| format!("--live-gib: {e}"))?,
+            "--live-gib" => {
+                a.live_gib = value()?.parse().map_err(|e| format!("--live-gib: {e}"))?
+            }
             "--svg" => a.svg = value()?,
             "-h" | "--help" => {
-                return Err("usage: workload [--threads N] [--ops N] [--live-gib X] [--svg PATH]".into())
+                return Err(
+                    "usage: workload [--threads N] [--ops N] [--live-gib X] [--svg PATH]".into(),
+                )
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -109,7 +113,16 @@ fn mib(b: usize) -> String {
 fn header() {
     println!(
         "{:<10} {:>8} {:>12} {:>11} {:>10} {:>10} {:>12} {:>10} {:>10} {:>9}",
-        "phase", "secs", "ops/s", "sys MiB", "inuse MiB", "free MiB", "released MiB", "RSS MiB", "meta KiB", "arenas"
+        "phase",
+        "secs",
+        "ops/s",
+        "sys MiB",
+        "inuse MiB",
+        "free MiB",
+        "released MiB",
+        "RSS MiB",
+        "meta KiB",
+        "arenas"
     );
 }
 
@@ -199,7 +212,10 @@ fn svg(panels: &[(&str, Vec<ChunkRow>)]) -> String {
     const COLORS: [&str; 3] = ["#1f5fbf", "#9fd98b", "#d0d0d0"];
     const ROWS: usize = 200;
     let (strip_h, col_w, top) = (3, 540, 60);
-    let cols: Vec<usize> = panels.iter().map(|(_, rows)| rows.len().div_ceil(ROWS).max(1)).collect();
+    let cols: Vec<usize> = panels
+        .iter()
+        .map(|(_, rows)| rows.len().div_ceil(ROWS).max(1))
+        .collect();
     let width = 20 + cols.iter().sum::<usize>() * col_w + panels.len() * 40;
     let height = top + ROWS * (strip_h + 1) + 40;
     let mut out = String::new();
@@ -218,16 +234,27 @@ fn svg(panels: &[(&str, Vec<ChunkRow>)]) -> String {
             x + 16
         );
     }
-    let _ = writeln!(out, r#"<text x="460" y="19">one strip per 4 MiB chunk, one pixel per 8 KiB page</text>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="460" y="19">one strip per 4 MiB chunk, one pixel per 8 KiB page</text>"#
+    );
     let mut x0 = 20;
     for ((title, rows), ncols) in panels.iter().zip(&cols) {
-        let _ = writeln!(out, r#"<text x="{x0}" y="44" font-weight="bold">{title} ({} chunks)</text>"#, rows.len());
+        let _ = writeln!(
+            out,
+            r#"<text x="{x0}" y="44" font-weight="bold">{title} ({} chunks)</text>"#,
+            rows.len()
+        );
         let mut prev_end = None;
         for (i, row) in rows.iter().enumerate() {
             let x = x0 + (i / ROWS) * col_w;
             let y = top + (i % ROWS) * (strip_h + 1);
             if prev_end.is_some_and(|e| e != row.base) {
-                let _ = writeln!(out, r#"<rect x="{}" y="{y}" width="4" height="{strip_h}" fill="red"/>"#, x - 6);
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{}" y="{y}" width="4" height="{strip_h}" fill="red"/>"#,
+                    x - 6
+                );
             }
             prev_end = Some(row.base + CHUNK_BYTES);
             let mut px = 0;
@@ -294,7 +321,12 @@ fn main() {
         }
     });
     pb.finish_and_clear();
-    row(&heap, "grow", t.elapsed().as_secs_f64(), ops.load(Ordering::Relaxed));
+    row(
+        &heap,
+        "grow",
+        t.elapsed().as_secs_f64(),
+        ops.load(Ordering::Relaxed),
+    );
 
     // Churn: free and allocate at random around the live target.
     let pb = bar(args.ops, "churn ops");
@@ -327,7 +359,12 @@ fn main() {
         }
     });
     pb.finish_and_clear();
-    row(&heap, "churn", t.elapsed().as_secs_f64(), per_thread_ops * args.threads as u64);
+    row(
+        &heap,
+        "churn",
+        t.elapsed().as_secs_f64(),
+        per_thread_ops * args.threads as u64,
+    );
     let after_churn = snapshot(&heap);
 
     // Drop: free 90% of the live data.
@@ -346,7 +383,12 @@ fn main() {
         }
         *live = keep;
     });
-    row(&heap, "drop 90%", t.elapsed().as_secs_f64(), freed.load(Ordering::Relaxed));
+    row(
+        &heap,
+        "drop 90%",
+        t.elapsed().as_secs_f64(),
+        freed.load(Ordering::Relaxed),
+    );
 
     // Scavenge: the background scavenger alone brings retained memory down.
     let s = heap.stats();
@@ -376,7 +418,10 @@ fn main() {
     );
     let after_scavenge = snapshot(&heap);
 
-    let map = svg(&[("after churn", after_churn), ("after drop + scavenger", after_scavenge)]);
+    let map = svg(&[
+        ("after churn", after_churn),
+        ("after drop + scavenger", after_scavenge),
+    ]);
     match std::fs::write(&args.svg, map) {
         Ok(()) => println!("heap map written to {}", args.svg),
         Err(e) => eprintln!("cannot write {}: {e}", args.svg),

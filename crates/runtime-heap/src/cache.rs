@@ -120,7 +120,7 @@ pub(crate) fn with_slot<R>(
                 Some(i) => i,
                 None => {
                     let free = slots.iter().position(|s| {
-                        s.heap == 0 || s.owner.as_ref().map_or(true, |w| w.strong_count() == 0)
+                        s.heap == 0 || s.owner.as_ref().is_none_or(|w| w.strong_count() == 0)
                     });
                     let i = free.unwrap_or_else(|| {
                         let v = c.next_victim.get();

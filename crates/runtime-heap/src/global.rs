@@ -118,7 +118,8 @@ impl GlobalHeap {
                             Err(_) => false,
                         };
                         IN_HEAP.with(|f| f.set(prev));
-                        self.state.store(if ok { READY } else { FAILED }, Ordering::Release);
+                        self.state
+                            .store(if ok { READY } else { FAILED }, Ordering::Release);
                     }
                 }
             }
@@ -151,7 +152,9 @@ impl GlobalHeap {
         if IN_HEAP.with(Cell::get) {
             return false;
         }
-        let Some(heap) = self.heap() else { return false };
+        let Some(heap) = self.heap() else {
+            return false;
+        };
         let n_pages = layout.size().div_ceil(PAGE_BYTES);
         IN_HEAP.with(|f| f.set(true));
         let r = heap.free(Span::from_raw_parts(ptr.addr(), n_pages));

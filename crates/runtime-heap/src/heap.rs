@@ -206,12 +206,19 @@ impl<O: Os + 'static> Heap<O> {
             config.arena_bytes
         };
         if !arena_bytes.is_power_of_two() || arena_bytes % CHUNK_BYTES != 0 {
-            return Err(Error::Config("arena size must be a power-of-two multiple of the chunk size"));
+            return Err(Error::Config(
+                "arena size must be a power-of-two multiple of the chunk size",
+            ));
         }
         let os = Arc::new(os);
         let zeroed_after_release = os.zeroed_after_unused(config.release_mode);
-        let mut pa_config = pagealloc::Config::default();
-        pa_config.heap_release = HeapRelease::Os(config.release_mode);
+        // `pagealloc::Config` is `#[non_exhaustive]`: no struct literal.
+        #[allow(clippy::field_reassign_with_default)]
+        let pa_config = {
+            let mut c = pagealloc::Config::default();
+            c.heap_release = HeapRelease::Os(config.release_mode);
+            c
+        };
         let pa = PageAlloc::new(SharedOs(Arc::clone(&os)), pa_config)?;
         let inner = Inner {
             pa,
@@ -310,7 +317,10 @@ impl<O: Os + 'static> Heap<O> {
         let end = n_pages
             .checked_mul(PAGE_BYTES)
             .and_then(|len| base.checked_add(len))
-            .ok_or(Error::TooLarge { n_pages, align: PAGE_BYTES })?;
+            .ok_or(Error::TooLarge {
+                n_pages,
+                align: PAGE_BYTES,
+            })?;
         let overlaps = cache::with_existing_slot(self.shared.id, |slot| {
             slot.cache
                 .as_ref()
@@ -322,7 +332,10 @@ impl<O: Os + 'static> Heap<O> {
         let mut inner = self.shared.lock();
         inner.pa.free(base, n_pages)?;
         drop(inner);
-        self.shared.counters.spans_freed.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .spans_freed
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -335,7 +348,10 @@ impl<O: Os + 'static> Heap<O> {
         let mut inner = self.shared.lock();
         let n = inner.pa.scavenge(bytes)?;
         drop(inner);
-        self.shared.counters.released_explicit.fetch_add(n, Ordering::Relaxed);
+        self.shared
+            .counters
+            .released_explicit
+            .fetch_add(n, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -483,8 +499,13 @@ impl<O: Os + 'static> Heap<O> {
                 }
             }
             let released = fresh.scav_mask().count_ones() as usize * PAGE_BYTES;
-            shared.cached_released.fetch_add(released, Ordering::Relaxed);
-            shared.counters.cache_refills.fetch_add(1, Ordering::Relaxed);
+            shared
+                .cached_released
+                .fetch_add(released, Ordering::Relaxed);
+            shared
+                .counters
+                .cache_refills
+                .fetch_add(1, Ordering::Relaxed);
             let a = fresh.alloc(n_pages);
             slot.cache = Some(fresh);
             drop(inner);
@@ -555,8 +576,12 @@ impl<O: Os + 'static> Shared<O> {
             inner.pa.free(base + n_pages * PAGE_BYTES, tail)?;
         }
         drop(inner);
-        self.counters.spans_allocated.fetch_add(1, Ordering::Relaxed);
-        self.counters.pages_allocated.fetch_add(n_pages as u64, Ordering::Relaxed);
+        self.counters
+            .spans_allocated
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .pages_allocated
+            .fetch_add(n_pages as u64, Ordering::Relaxed);
         Ok(Span {
             base,
             n_pages,
@@ -569,7 +594,8 @@ impl<O: Os + 'static> Shared<O> {
         let bytes = n_pages * PAGE_BYTES;
         if a.scavenged > 0 {
             let r = self.os.used(a.base, bytes);
-            self.cached_released.fetch_sub(a.scavenged, Ordering::Relaxed);
+            self.cached_released
+                .fetch_sub(a.scavenged, Ordering::Relaxed);
             if let Err(e) = r {
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 inner.quarantine.insert(a.base, (n_pages, a.scavenged));
@@ -605,7 +631,8 @@ impl<O: Os + 'static> Shared<O> {
     #[cfg(feature = "std")]
     pub(crate) fn bg_has_work(&self, inner_stats: &HeapStats) -> bool {
         let s = inner_stats;
-        let extra = (s.heap_inuse / 100 * self.config.retain_extra_percent).min(self.config.retain_extra_max);
+        let extra = (s.heap_inuse / 100 * self.config.retain_extra_percent)
+            .min(self.config.retain_extra_max);
         let phys = self.os.page_size().max(PAGE_BYTES);
         let goal = (s.heap_inuse + extra).next_multiple_of(phys);
         let over_goal = s.heap_retained() >= goal + phys;
@@ -626,7 +653,9 @@ impl<O: Os + 'static> Shared<O> {
         // An OS refusal counts as "nothing released"; the next round retries.
         let n = inner.pa.scavenge(SCAVENGE_QUANTUM).unwrap_or(0);
         drop(inner);
-        self.counters.released_background.fetch_add(n, Ordering::Relaxed);
+        self.counters
+            .released_background
+            .fetch_add(n, Ordering::Relaxed);
         Some(n)
     }
 
@@ -671,8 +700,12 @@ impl<O: Os + 'static> Shared<O> {
     /// Folds a thread's cache hits into the counters.
     fn add_hits(&self, hits: Hits) {
         if hits.spans > 0 {
-            self.counters.spans_allocated.fetch_add(hits.spans, Ordering::Relaxed);
-            self.counters.pages_allocated.fetch_add(hits.pages, Ordering::Relaxed);
+            self.counters
+                .spans_allocated
+                .fetch_add(hits.spans, Ordering::Relaxed);
+            self.counters
+                .pages_allocated
+                .fetch_add(hits.pages, Ordering::Relaxed);
         }
     }
 }
@@ -693,7 +726,9 @@ impl<O: Os + 'static> Inner<O> {
         let released = cache.scav_mask().count_ones() as usize * PAGE_BYTES;
         match self.pa.flush_cache(cache) {
             Ok(()) => {
-                shared.cached_released.fetch_sub(released, Ordering::Relaxed);
+                shared
+                    .cached_released
+                    .fetch_sub(released, Ordering::Relaxed);
             }
             // Only a cache this allocator did not hand out is refused; ours
             // never is. Should it happen, the pages stay allocated (leaked
@@ -703,20 +738,30 @@ impl<O: Os + 'static> Inner<O> {
     }
 
     /// Allocates `n_pages`, growing the heap once if nothing fits.
-    fn alloc_or_grow(&mut self, os: &O, counters: &Counters, n_pages: usize) -> Result<Allocation, Error> {
+    fn alloc_or_grow(
+        &mut self,
+        os: &O,
+        counters: &Counters,
+        n_pages: usize,
+    ) -> Result<Allocation, Error> {
         if let Some(a) = self.pa.alloc(n_pages)? {
             return Ok(a);
         }
         self.grow(os, n_pages)?;
         counters.grows.fetch_add(1, Ordering::Relaxed);
-        self.pa.alloc(n_pages)?.ok_or(Error::NoRoomAfterGrow { n_pages })
+        self.pa
+            .alloc(n_pages)?
+            .ok_or(Error::NoRoomAfterGrow { n_pages })
     }
 
     /// Grows the heap by at least `n_pages`, in whole chunks (Go's
     /// `mheap.grow`): takes the space from the current arena, reserving a
     /// new arena at the next hint when it runs out.
     fn grow(&mut self, os: &O, n_pages: usize) -> Result<(), Error> {
-        let too_large = Error::TooLarge { n_pages, align: PAGE_BYTES };
+        let too_large = Error::TooLarge {
+            n_pages,
+            align: PAGE_BYTES,
+        };
         let ask = n_pages
             .checked_next_multiple_of(HeapGeometry::CHUNK_PAGES)
             .and_then(|p| p.checked_mul(PAGE_BYTES))
@@ -816,9 +861,16 @@ impl<O: Os + 'static> Inner<O> {
     /// Retries making quarantined spans Ready; those that succeed go back to
     /// the page allocator as free, Ready pages.
     fn retry_quarantine(&mut self, os: &O) {
-        let spans: Vec<(usize, usize, usize)> = self.quarantine.iter().map(|(&b, &(n, r))| (b, n, r)).collect();
+        let spans: Vec<(usize, usize, usize)> = self
+            .quarantine
+            .iter()
+            .map(|(&b, &(n, r))| (b, n, r))
+            .collect();
         for (base, n_pages, released) in spans {
-            if self.per_arena(base, n_pages * PAGE_BYTES, |b, l| os.used(b, l)).is_err() {
+            if self
+                .per_arena(base, n_pages * PAGE_BYTES, |b, l| os.used(b, l))
+                .is_err()
+            {
                 continue;
             }
             if self.pa.free(base, n_pages).is_ok() {
@@ -869,6 +921,10 @@ pub(crate) fn cache_overlaps(cache: &PageCache, base: usize, end: usize) -> bool
     let first = (base.max(cbase) - cbase) / PAGE_BYTES;
     let last = (end.min(cend) - cbase).div_ceil(PAGE_BYTES); // exclusive
     let n = last - first;
-    let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << first };
+    let mask = if n == 64 {
+        u64::MAX
+    } else {
+        ((1u64 << n) - 1) << first
+    };
     cache.free_mask() & mask != 0
 }

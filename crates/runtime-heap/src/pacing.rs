@@ -51,7 +51,8 @@ impl PiController {
         if self.ti != 0.0 && self.tt != 0.0 {
             // The second term bleeds off the integral while the output is
             // clamped, so it does not wind up during long saturation.
-            self.err_integral += (self.kp * period / self.ti) * err + (period / self.tt) * (output - raw);
+            self.err_integral +=
+                (self.kp * period / self.ti) * err + (period / self.tt) * (output - raw);
             if !self.err_integral.is_finite() {
                 self.err_integral = 0.0;
                 return None;

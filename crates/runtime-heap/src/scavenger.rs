@@ -64,7 +64,11 @@ impl Signal {
     fn park(&self, d: Duration) -> bool {
         let mut s = self.state();
         if !s.stop && !s.wake {
-            s = self.cv.wait_timeout(s, d).unwrap_or_else(|e| e.into_inner()).0;
+            s = self
+                .cv
+                .wait_timeout(s, d)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         s.wake = false;
         s.stop
@@ -79,7 +83,11 @@ impl Signal {
             if s.stop || now >= deadline {
                 return s.stop;
             }
-            s = self.cv.wait_timeout(s, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            s = self
+                .cv
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -119,9 +127,15 @@ fn work<O: Os + 'static>(shared: &Shared<O>) -> (usize, f64) {
     let (mut released, mut worked) = (0, 0.0);
     while worked < MIN_WORK_NS {
         let start = Instant::now();
-        let Some(n) = shared.bg_scavenge_quantum() else { break };
+        let Some(n) = shared.bg_scavenge_quantum() else {
+            break;
+        };
         let d = start.elapsed().as_nanos() as f64;
-        worked += if d > 0.0 { d } else { (n / phys) as f64 * APPROX_NS_PER_PHYS_PAGE };
+        worked += if d > 0.0 {
+            d
+        } else {
+            (n / phys) as f64 * APPROX_NS_PER_PHYS_PAGE
+        };
         released += n;
         if n < SCAVENGE_QUANTUM {
             break;

@@ -30,7 +30,10 @@ fn work(seed: u64) -> (u64, usize) {
     let zeros = vec![0u8; 8 * MIB];
     assert!(zeros.iter().all(|&b| b == 0));
     let sum = v.iter().fold(0u64, |a, &x| a.wrapping_add(x));
-    assert_eq!(m.get(&(77 * 31 + seed)).map(String::as_str), Some("value 77"));
+    assert_eq!(
+        m.get(&(77 * 31 + seed)).map(String::as_str),
+        Some("value 77")
+    );
     (sum, s.len() + m.len() + zeros.len())
 }
 
@@ -39,18 +42,25 @@ fn collections_on_threads_go_through_the_heap() {
     let expected: Vec<u64> = (0..4u64)
         .map(|seed| (0..(4 * MIB / 8) as u64).fold(0u64, |a, i| a.wrapping_add(i ^ seed)))
         .collect();
-    let handles: Vec<_> = (0..4u64).map(|seed| std::thread::spawn(move || work(seed))).collect();
+    let handles: Vec<_> = (0..4u64)
+        .map(|seed| std::thread::spawn(move || work(seed)))
+        .collect();
     for (h, want) in handles.into_iter().zip(expected) {
         let (sum, _) = h.join().expect("worker");
         assert_eq!(sum, want);
     }
-    let heap = GLOBAL.heap().expect("the first large allocation created the heap");
+    let heap = GLOBAL
+        .heap()
+        .expect("the first large allocation created the heap");
     let s = heap.stats();
     // Each worker grew a 4 MiB Vec by doubling (spans of 1, 2, ... 512
     // pages), a HashMap table past 1 MiB, a 3 MiB String and an 8 MiB
     // zeroed Vec: far more than these floors.
     assert!(s.spans_allocated >= 4 * 10, "{s:#?}");
-    assert!(s.pages_allocated as usize * PAGE_BYTES >= 4 * (8 + 4 + 3) * MIB, "{s:#?}");
+    assert!(
+        s.pages_allocated as usize * PAGE_BYTES >= 4 * (8 + 4 + 3) * MIB,
+        "{s:#?}"
+    );
     assert!(s.heap_sys >= 8 * MIB);
     assert_eq!(s.heap_sys, s.heap_inuse + s.heap_free + s.heap_released);
 

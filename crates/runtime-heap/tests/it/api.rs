@@ -12,7 +12,8 @@ use crate::{check_heap, quiet, shared_memory, sim_heap};
 /// fails if any page is not Ready.
 fn touch(os: &SimOs, span: &Span, byte: u8) {
     for p in 0..span.n_pages() {
-        os.write(span.base() + p * PAGE_BYTES, &[byte; 16]).expect("span memory is Ready");
+        os.write(span.base() + p * PAGE_BYTES, &[byte; 16])
+            .expect("span memory is Ready");
     }
 }
 
@@ -56,16 +57,29 @@ fn bad_requests_are_errors() {
     let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     assert!(matches!(heap.alloc(0), Err(Error::ZeroPages)));
-    assert!(matches!(heap.alloc(usize::MAX / 2), Err(Error::TooLarge { .. })));
-    assert!(matches!(heap.alloc_aligned(1, 3 * PAGE_BYTES), Err(Error::BadAlign { .. })));
+    assert!(matches!(
+        heap.alloc(usize::MAX / 2),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        heap.alloc_aligned(1, 3 * PAGE_BYTES),
+        Err(Error::BadAlign { .. })
+    ));
 
     let big = heap.alloc(20).expect("alloc");
     let (base, n) = big.into_raw_parts();
-    heap.free(Span::from_raw_parts(base, n)).expect("first free");
+    heap.free(Span::from_raw_parts(base, n))
+        .expect("first free");
     // Double free: the pages are free in the page allocator.
-    assert!(matches!(heap.free(Span::from_raw_parts(base, n)), Err(Error::PageAlloc(_))));
+    assert!(matches!(
+        heap.free(Span::from_raw_parts(base, n)),
+        Err(Error::PageAlloc(_))
+    ));
     // Outside the heap.
-    assert!(matches!(heap.free(Span::from_raw_parts(PAGE_BYTES, 1)), Err(Error::PageAlloc(_))));
+    assert!(matches!(
+        heap.free(Span::from_raw_parts(PAGE_BYTES, 1)),
+        Err(Error::PageAlloc(_))
+    ));
 
     // Pages still in this thread's cache were never handed out.
     let one = heap.alloc(1).expect("alloc");
@@ -156,7 +170,11 @@ fn caches_flush_on_release_all_and_thread_exit() {
     assert_eq!(st.heap_released, st.heap_sys - PAGE_BYTES, "{st:#?}");
     heap.free(s).expect("free");
     heap.release_all().expect("release");
-    assert_eq!(pa_pages_in_use(&heap), 0, "release_all flushed this thread's cache");
+    assert_eq!(
+        pa_pages_in_use(&heap),
+        0,
+        "release_all flushed this thread's cache"
+    );
     let st = heap.stats();
     assert_eq!((st.heap_inuse, st.heap_free), (0, 0), "{st:#?}");
     check_heap(&heap, &os);
@@ -166,7 +184,11 @@ fn caches_flush_on_release_all_and_thread_exit() {
     std::thread::spawn(move || {
         let s = h.alloc(2).expect("alloc");
         h.free(s).expect("free");
-        assert_eq!(pa_pages_in_use(&h), 62, "the thread holds the rest of a block");
+        assert_eq!(
+            pa_pages_in_use(&h),
+            62,
+            "the thread holds the rest of a block"
+        );
     })
     .join()
     .expect("thread");
@@ -221,7 +243,9 @@ fn grows_across_arenas_and_frees_them() {
     let spans: Vec<_> = (0..5).map(|_| heap.alloc(400).expect("alloc")).collect();
     let arenas = heap.arenas();
     assert!(arenas.len() >= 5, "{arenas:x?}");
-    assert!(arenas.iter().all(|&(b, l)| b % (4 << 20) == 0 && l == 4 << 20));
+    assert!(arenas
+        .iter()
+        .all(|&(b, l)| b % (4 << 20) == 0 && l == 4 << 20));
     let s = heap.stats();
     assert_eq!(s.arena_reserved, arenas.len() * (4 << 20));
     assert_eq!(s.grows, 5);
@@ -287,7 +311,10 @@ fn re_exports_are_usable() {
     // The facade re-exports the OS type and the release mode it configures.
     let os = SystemOs::new();
     assert!(arena::Os::page_size(&os).is_power_of_two());
-    assert_eq!(runtime_heap::Config::DEFAULT.release_mode, ReleaseMode::DontNeed);
+    assert_eq!(
+        runtime_heap::Config::DEFAULT.release_mode,
+        ReleaseMode::DontNeed
+    );
     assert_eq!(PAGE_BYTES, 8192);
     assert_eq!(CHUNK_BYTES, 4 << 20);
 }

@@ -41,7 +41,10 @@ fn workload(heap: &SimHeap) -> usize {
     for n in [700, 1, 1, 9, 40] {
         errors += take(heap.alloc(n), &mut live);
     }
-    errors += usize::from(heap.set_memory_limit(heap.stats().mapped_ready / 2).is_err());
+    errors += usize::from(
+        heap.set_memory_limit(heap.stats().mapped_ready / 2)
+            .is_err(),
+    );
     for n in [64, 3] {
         errors += take(heap.alloc(n), &mut live);
     }
@@ -60,7 +63,10 @@ fn every_fault_point_is_survived() {
     loop {
         let os = Arc::new(SimOs::new());
         os.set_faults(Faults::none().nth_call(k));
-        let heap = match Heap::with_os(SharedOs::new(Arc::clone(&os)), quiet().with_arena_bytes(4 << 20)) {
+        let heap = match Heap::with_os(
+            SharedOs::new(Arc::clone(&os)),
+            quiet().with_arena_bytes(4 << 20),
+        ) {
             Ok(h) => h,
             Err(_) => {
                 // A typed error; nothing may be left reserved.
@@ -76,9 +82,14 @@ fn every_fault_point_is_survived() {
         os.set_faults(Faults::none());
         check_heap(&heap, &os);
         // Still works.
-        let a = heap.alloc(7).unwrap_or_else(|e| panic!("k = {k}: alloc after faults: {e}"));
-        let b = heap.alloc(300).unwrap_or_else(|e| panic!("k = {k}: alloc after faults: {e}"));
-        os.write(b.base() + 299 * PAGE_BYTES, &[1; 8]).expect("Ready");
+        let a = heap
+            .alloc(7)
+            .unwrap_or_else(|e| panic!("k = {k}: alloc after faults: {e}"));
+        let b = heap
+            .alloc(300)
+            .unwrap_or_else(|e| panic!("k = {k}: alloc after faults: {e}"));
+        os.write(b.base() + 299 * PAGE_BYTES, &[1; 8])
+            .expect("Ready");
         heap.free(a).expect("free after faults");
         heap.free(b).expect("free after faults");
         heap.release_all().expect("release after faults");
@@ -86,7 +97,11 @@ fn every_fault_point_is_survived() {
         let st = heap.stats();
         assert_eq!(st.heap_free, 0, "k = {k}: {st:#?}");
         drop(heap);
-        assert_eq!(os.reservations(), vec![], "k = {k}: reservations left after drop");
+        assert_eq!(
+            os.reservations(),
+            vec![],
+            "k = {k}: reservations left after drop"
+        );
         os.assert_clean();
         survived += 1;
         with_errors += usize::from(errors > 0);

@@ -26,10 +26,16 @@ pub type SimHeap = Heap<SharedOs<SimOs>>;
 
 /// A heap over a fresh simulated OS with 4 MiB arenas and `config`
 /// otherwise, plus a handle to the OS.
+///
+/// # Panics
+/// If the heap cannot be created.
 pub fn sim_heap(config: Config) -> (Arc<SimOs>, SimHeap) {
     let os = Arc::new(SimOs::new());
-    let heap = Heap::with_os(SharedOs::new(Arc::clone(&os)), config.with_arena_bytes(4 << 20))
-        .expect("heap over the simulated OS");
+    let heap = Heap::with_os(
+        SharedOs::new(Arc::clone(&os)),
+        config.with_arena_bytes(4 << 20),
+    )
+    .expect("heap over the simulated OS");
     (os, heap)
 }
 
@@ -41,10 +47,21 @@ pub fn quiet() -> Config {
 /// Checks that the heap's stats add up, that they agree with the simulated
 /// OS's own count of Ready memory, and that the page allocator's invariants
 /// hold.
+///
+/// # Panics
+/// If any of that fails.
 pub fn check_heap(heap: &SimHeap, os: &SimOs) {
     let s = heap.stats();
-    assert_eq!(s.heap_sys, s.heap_inuse + s.heap_free + s.heap_released, "{s:#?}");
-    assert_eq!(os.ready_bytes(), s.mapped_ready, "simulated OS disagrees: {s:#?}");
+    assert_eq!(
+        s.heap_sys,
+        s.heap_inuse + s.heap_free + s.heap_released,
+        "{s:#?}"
+    );
+    assert_eq!(
+        os.ready_bytes(),
+        s.mapped_ready,
+        "simulated OS disagrees: {s:#?}"
+    );
     heap.with_page_alloc(testkit::check::check)
         .unwrap_or_else(|e| panic!("page allocator invariant broken: {e:?}"));
 }

@@ -88,7 +88,11 @@ fn release_all_returns_memory() {
         s.metadata >> 10,
         after / MIB
     );
-    assert!(after <= live + s.metadata + SLACK, "{after} > {live} + {} + slack", s.metadata);
+    assert!(
+        after <= live + s.metadata + SLACK,
+        "{after} > {live} + {} + slack",
+        s.metadata
+    );
     for sp in keep {
         heap.free(sp).expect("free");
     }
@@ -103,7 +107,10 @@ fn background_scavenger_returns_memory_by_itself() {
     let (keep, live) = free_most(&heap, spans);
     let start = Instant::now();
     let before = rss().saturating_sub(base);
-    assert!(before >= 200 * MIB, "freed memory is still resident at first: {before}");
+    assert!(
+        before >= 200 * MIB,
+        "freed memory is still resident at first: {before}"
+    );
     let mut after;
     loop {
         std::thread::sleep(Duration::from_millis(50));
@@ -122,7 +129,11 @@ fn background_scavenger_returns_memory_by_itself() {
         live / MIB,
         s.released_background / MIB
     );
-    assert!(after <= live + s.metadata + SLACK, "{after} > {live} + {} + slack", s.metadata);
+    assert!(
+        after <= live + s.metadata + SLACK,
+        "{after} > {live} + {} + slack",
+        s.metadata
+    );
     assert!(s.released_background > 0);
     for sp in keep {
         heap.free(sp).expect("free");

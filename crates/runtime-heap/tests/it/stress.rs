@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use runtime_heap::{Config, Heap, Span, PAGE_BYTES};
+use runtime_heap::{Config, Heap, Span};
 
 use crate::shared_memory;
 
@@ -53,7 +53,11 @@ fn claim(shadow: &Shadow, span: &Span, owner: usize) {
 }
 
 fn release(shadow: &Shadow, span: &Span) {
-    shadow.lock().unwrap().remove(&span.base()).expect("span is in the shadow map");
+    shadow
+        .lock()
+        .unwrap()
+        .remove(&span.base())
+        .expect("span is in the shadow map");
 }
 
 /// Writes the tag to the span's first and last words.
@@ -86,7 +90,7 @@ fn run(threads: usize, total_ops: usize) -> usize {
         .map(|t| {
             let (heap, shadow) = (Arc::clone(&heap), Arc::clone(&shadow));
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1) * 0x1234_5678);
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
                 let mut live: Vec<(Span, u64)> = Vec::new();
                 for op in 0..per_thread {
                     let r = rng.below(1000);
