@@ -4,7 +4,9 @@
 use std::format;
 use std::vec::Vec;
 
-use super::harness::{assert_state, base_ci, build, for_geometries, page, verify, Chunks, P};
+use super::harness::{
+    assert_state, base_ci, build, for_geometries, page, verify, Chunks, Ranges, P,
+};
 use crate::Geometry;
 
 /// `(npages, Some((chunk, page)) or None for a failure, scavenged pages)`.
@@ -511,9 +513,8 @@ fn free_cases() {
 #[test]
 fn alloc_and_free_whole_heap() {
     fn run<G: Geometry>() {
-        let chunks: Vec<(usize, &'static [(usize, usize)])> = (0..8).map(|c| (c, NONE)).collect();
-        let chunks: Chunks = std::boxed::Box::leak(chunks.into_boxed_slice());
-        let mut pa = build::<G>(chunks, &[]);
+        let chunks: Vec<(usize, Ranges)> = (0..8).map(|c| (c, NONE)).collect();
+        let mut pa = build::<G>(&chunks, &[]);
         let ops: &[(bool, usize)] = &[
             (true, 8 * P),
             (false, 8 * P),

@@ -50,7 +50,7 @@ pub fn empty<G: Geometry>() -> PageAlloc<G, SimOs> {
 }
 
 /// The ranges listed for chunk `c`, or none.
-pub fn ranges_of(chunks: Chunks, c: usize) -> Ranges {
+pub fn ranges_of(chunks: &[(usize, Ranges)], c: usize) -> Ranges {
     chunks
         .iter()
         .find(|(k, _)| *k == c)
@@ -59,7 +59,10 @@ pub fn ranges_of(chunks: Chunks, c: usize) -> Ranges {
 
 /// Go's `NewPageAlloc(alloc, scav)`: grows each chunk of `alloc`, sets its
 /// scavenged bits to the `scav` ranges, then allocates its `alloc` ranges.
-pub fn build<G: Geometry>(alloc: Chunks, scav: Chunks) -> PageAlloc<G, SimOs> {
+pub fn build<G: Geometry>(
+    alloc: &[(usize, Ranges)],
+    scav: &[(usize, Ranges)],
+) -> PageAlloc<G, SimOs> {
     let mut pa = empty::<G>();
     for &(c, a) in alloc {
         pa.seed_chunk(page::<G>(c, 0), a, ranges_of(scav, c))
