@@ -57,10 +57,19 @@ pub fn ci() -> Res {
     type Step = (&'static str, fn() -> Res);
     let steps: &[Step] = &[
         ("fmt", || {
-            run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
+            run(
+                "cargo fmt --check",
+                cargo().args(["fmt", "--all", "--check"]),
+            )?;
             run(
                 "cargo fmt --check (fuzz)",
-                cargo().args(["fmt", "--all", "--check", "--manifest-path", "fuzz/Cargo.toml"]),
+                cargo().args([
+                    "fmt",
+                    "--all",
+                    "--check",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                ]),
             )
         }),
         ("clippy", || {
@@ -343,7 +352,9 @@ fn ensure_cargo_fuzz() -> Res {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("xtask: cargo-fuzz is not installed; installing it with `cargo install cargo-fuzz`");
+        eprintln!(
+            "xtask: cargo-fuzz is not installed; installing it with `cargo install cargo-fuzz`"
+        );
         run(
             "cargo install cargo-fuzz",
             cargo().args(["install", "cargo-fuzz"]),
@@ -360,7 +371,8 @@ pub fn fuzz(args: &[String]) -> Res {
         [t] => (vec![t.clone()], 600),
         [t, flag, n] if flag == "--seconds" => (
             vec![t.clone()],
-            n.parse().map_err(|_| format!("bad --seconds value `{n}`"))?,
+            n.parse()
+                .map_err(|_| format!("bad --seconds value `{n}`"))?,
         ),
         _ => {
             return Err(format!(
@@ -381,13 +393,7 @@ pub fn fuzz(args: &[String]) -> Res {
     for t in &which {
         run(
             &format!("fuzz {t} for {secs} s"),
-            nightly("cargo").args([
-                "fuzz",
-                "run",
-                t,
-                "--",
-                &format!("-max_total_time={secs}"),
-            ]),
+            nightly("cargo").args(["fuzz", "run", t, "--", &format!("-max_total_time={secs}")]),
         )?;
     }
     println!("fuzz: {} targets passed, 0 failed", which.len());

@@ -7,8 +7,9 @@
 //! a hint that fails is dropped. When none is left the arena goes anywhere,
 //! aligned, and two hints growing up and down from it are pushed so the next
 //! arenas land next to it.
-
-use alloc::collections::VecDeque;
+//!
+//! The list is a fixed-capacity ring inline in the value ([`MAX_HINTS`]), so
+//! reserving an arena never allocates from the global heap.
 
 use crate::consts::{HEAP_ADDR_BITS, HEAP_ARENA_BYTES};
 use crate::os::Os;
@@ -34,13 +35,52 @@ pub struct Hint {
     pub dir: Direction,
 }
 
-/// An ordered list of arena hints, tried front to back.
-#[derive(Clone, Debug)]
+/// How many hints an [`ArenaHints`] holds: Go's full 64-bit ladder (0x80
+/// hints: the regular heap's 0x40 and the user arenas' 0x40) plus the two a
+/// fallback reservation pushes.
+///
+/// [`ArenaHints::from_hints`] keeps only the first `MAX_HINTS` hints it is
+/// given; when a fallback pushes two hints onto a full list, the hints at
+/// the back (the oldest, tried last) are dropped to make room.
+pub const MAX_HINTS: usize = 0x80 + 2;
+
+/// An ordered list of arena hints, tried front to back; at most
+/// [`MAX_HINTS`] of them, stored inline.
+#[derive(Clone)]
 pub struct ArenaHints {
-    hints: VecDeque<Hint>,
+    /// A ring: the hints are `buf[head]`, `buf[head + 1]`, ... (modulo
+    /// `MAX_HINTS`), `len` of them.
+    buf: [Hint; MAX_HINTS],
+    head: usize,
+    len: usize,
     arena_bytes: usize,
     addr_limit: usize,
 }
+
+impl core::fmt::Debug for ArenaHints {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ArenaHints")
+            .field("hints", &HintList(self))
+            .field("arena_bytes", &self.arena_bytes)
+            .field("addr_limit", &self.addr_limit)
+            .finish()
+    }
+}
+
+/// The live hints of an [`ArenaHints`], for `Debug`.
+struct HintList<'a>(&'a ArenaHints);
+
+impl core::fmt::Debug for HintList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+/// The filler of unused ring slots.
+const NO_HINT: Hint = Hint {
+    addr: 0,
+    dir: Direction::Up,
+};
 
 /// The high bits of the regular heap's hints on 64-bit targets.
 #[cfg(target_pointer_width = "64")]
@@ -111,14 +151,23 @@ impl ArenaHints {
     }
 
     /// The given hints, tried in order, with [`HEAP_ARENA_BYTES`] arenas.
+    /// Only the first [`MAX_HINTS`] are kept.
     pub fn from_hints(hints: impl IntoIterator<Item = Hint>) -> Self {
         let addr_limit = if HEAP_ADDR_BITS >= usize::BITS {
             usize::MAX
         } else {
             1 << HEAP_ADDR_BITS
         };
+        let mut buf = [NO_HINT; MAX_HINTS];
+        let mut len = 0;
+        for (slot, h) in buf.iter_mut().zip(hints) {
+            *slot = h;
+            len += 1;
+        }
         Self {
-            hints: hints.into_iter().collect(),
+            buf,
+            head: 0,
+            len,
             arena_bytes: HEAP_ARENA_BYTES,
             addr_limit,
         }
@@ -154,7 +203,30 @@ impl ArenaHints {
 
     /// The remaining hints, in the order they will be tried.
     pub fn iter(&self) -> impl Iterator<Item = &Hint> + '_ {
-        self.hints.iter()
+        (0..self.len).map(|i| &self.buf[(self.head + i) % MAX_HINTS])
+    }
+
+    /// The hint tried next.
+    pub(crate) fn front_mut(&mut self) -> Option<&mut Hint> {
+        (self.len > 0).then(|| &mut self.buf[self.head])
+    }
+
+    /// Drops the hint tried next.
+    pub(crate) fn pop_front(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) % MAX_HINTS;
+            self.len -= 1;
+        }
+    }
+
+    /// Puts `h` in front, dropping the back hint if the list is full.
+    pub(crate) fn push_front(&mut self, h: Hint) {
+        if self.len == MAX_HINTS {
+            self.len -= 1;
+        }
+        self.head = (self.head + MAX_HINTS - 1) % MAX_HINTS;
+        self.buf[self.head] = h;
+        self.len += 1;
     }
 
     /// Reserves `n` bytes rounded up to whole arenas, arena-aligned: at the
@@ -176,13 +248,13 @@ impl ArenaHints {
         let n = n
             .checked_next_multiple_of(self.arena_bytes)
             .ok_or(Error::Overflow { addr: 0, len: n })?;
-        while let Some(hint) = self.hints.front_mut() {
+        let limit = self.addr_limit;
+        while let Some(hint) = self.front_mut() {
             let start = match hint.dir {
                 Direction::Up => Some(hint.addr),
                 Direction::Down => hint.addr.checked_sub(n),
             };
-            let fits =
-                start.filter(|&p| p.checked_add(n).is_some_and(|end| end <= self.addr_limit));
+            let fits = start.filter(|&p| p.checked_add(n).is_some_and(|end| end <= limit));
             if let Some(p) = fits {
                 if let Ok(res) = Reservation::at(os, p, n) {
                     if hint.dir == Direction::Up {
@@ -193,18 +265,18 @@ impl ArenaHints {
                     return Ok(res);
                 }
             }
-            self.hints.pop_front();
+            self.pop_front();
         }
         let res = Reservation::aligned(os, n, self.arena_bytes)?;
         let (base, end) = (res.base(), res.end());
         if end > self.addr_limit {
             return Err(Error::Overflow { addr: base, len: n });
         }
-        self.hints.push_front(Hint {
+        self.push_front(Hint {
             addr: base,
             dir: Direction::Down,
         });
-        self.hints.push_front(Hint {
+        self.push_front(Hint {
             addr: end,
             dir: Direction::Up,
         });

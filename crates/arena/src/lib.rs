@@ -75,16 +75,26 @@
 //!
 //! - `std` (default): [`OsError`] converts to and displays like
 //!   [`std::io::Error`], and the page-state lock yields the thread while it
-//!   waits. Without it the crate is `no_std` (it still needs `alloc`).
+//!   waits. Without it the crate is `no_std` and does not even link
+//!   `alloc`.
+//!
+//! # No global heap
+//!
+//! Nothing in this crate allocates from the global heap, so the layers above
+//! can serve as a `#[global_allocator]`: the crate does not declare
+//! `extern crate alloc` at all (without `std` it is provably `alloc`-free),
+//! [`SystemOs`] and [`Reservation`] keep their tables and page states in
+//! memory mapped from the OS for the purpose (see [`SideVec`], which upper
+//! layers may use for their own books), and [`ArenaHints`] is a
+//! fixed-capacity inline list.
 #![cfg_attr(not(feature = "std"), no_std)]
-
-extern crate alloc;
 
 mod consts;
 mod hints;
 mod lock;
 mod os;
 mod reservation;
+mod side;
 mod state;
 mod stats;
 mod sys;
@@ -92,9 +102,10 @@ mod sys;
 use core::fmt;
 
 pub use consts::{HEAP_ADDR_BITS, HEAP_ARENA_BYTES};
-pub use hints::{ArenaHints, Direction, Hint};
+pub use hints::{ArenaHints, Direction, Hint, MAX_HINTS};
 pub use os::{HugeAdvice, Os, ReleaseMode};
 pub use reservation::Reservation;
+pub use side::SideVec;
 pub use state::PageState;
 pub use stats::{MemStats, MemStatsSnapshot};
 pub use sys::{os_huge_page_size, os_page_size, SystemOs};

@@ -1,7 +1,8 @@
 //! [`Reservation`]: the safe handle over one reservation of address space.
 //!
-//! It keeps its own page states, so an illegal transition is a typed error
-//! before the OS is asked, and so it can account exactly how many bytes each
+//! It keeps its own page states (in a side mapping, never in the global
+//! heap, and only once a page changes state), so an illegal transition is a
+//! typed error before the OS is asked, and so it can account exactly how many bytes each
 //! call moved between states (Go's `sysUsed` needs the number of Prepared
 //! bytes; here the states supply it).
 
@@ -79,7 +80,7 @@ impl<'a, O: Os> Reservation<'a, O> {
             base,
             len,
             page,
-            states: StateMap::new(len / page, PageState::Reserved),
+            states: StateMap::new(len / page),
             own,
             shared: None,
         }
@@ -210,8 +211,11 @@ impl<'a, O: Os> Reservation<'a, O> {
         let mut this = core::mem::ManuallyDrop::new(self);
         let parts = (this.base, this.len);
         // Skip `Drop` (which would free the range) but still release the
-        // page-state map, which owns heap memory.
-        drop(core::mem::take(&mut this.states));
+        // page-state map, which owns a side mapping.
+        // SAFETY:
+        // - `this` is never dropped (it is `ManuallyDrop`) and `states` is not
+        //   used again, so the map is dropped exactly once.
+        unsafe { core::ptr::drop_in_place(&mut this.states) };
         parts
     }
 
@@ -245,6 +249,10 @@ impl<'a, O: Os> Reservation<'a, O> {
                 addr: self.base + p * self.page,
                 state,
             });
+        }
+        if to.is_some() {
+            // Map the state array first, so a refusal changes nothing.
+            self.states.make_writable()?;
         }
         call(self.os)?;
         let Some(to) = to else { return Ok(()) };

@@ -1,16 +1,19 @@
 //! Page states and the checked transition rules shared by every [`Os`]
 //! implementation of this crate.
 //!
-//! A reservation's pages are kept as a run-length map (page index → state of
-//! the run starting there), so a 64 GiB reservation costs one map entry until
-//! parts of it change state, and a check or update costs O(runs touched).
+//! A reservation's pages are kept as a packed array of two bits a page in a
+//! side mapping (see `crate::side`), never in the global heap. The array is
+//! mapped on the first change of state and touched lazily, so a 64 GiB
+//! reservation of 4 KiB pages costs 4 MiB of address space for its states
+//! and only the touched pages of it in memory; a check or update costs
+//! O(pages / 32) word operations.
 //!
 //! [`Os`]: crate::Os
 
-use alloc::collections::BTreeMap;
 use core::fmt;
 use core::ops::Range;
 
+use crate::side;
 use crate::{Error, Op};
 
 /// The state of one page of address space.
@@ -73,46 +76,154 @@ pub(crate) fn check_range(addr: usize, len: usize, align: usize) -> Result<usize
     addr.checked_add(len).ok_or(Error::Overflow { addr, len })
 }
 
-/// The states of the pages of one reservation, run-length encoded.
-#[derive(Clone, Debug)]
-pub(crate) struct StateMap {
-    /// Run start (page index) → state of the run, which extends to the next
-    /// key or to `n_pages`. Key 0 is always present and neighbouring runs
-    /// always differ.
-    runs: BTreeMap<usize, PageState>,
+/// The layout of a [`PackedStates`] word: 32 pages, two bits each, page 0
+/// in the lowest bits.
+///
+/// ```text
+///  63 62     ...      3  2  1  0
+/// ┌─────┬───────────┬─────┬─────┐
+/// │ p31 │    ...    │ p1  │ p0  │   00 Reserved, 01 Prepared, 10 Ready
+/// └─────┴───────────┴─────┴─────┘
+/// ```
+const PAGES_PER_WORD: usize = 32;
+/// The low bit of every page's field.
+const LOW_BITS: u64 = 0x5555_5555_5555_5555;
+
+/// The two-bit code of a state; zero is Reserved, so fresh zeroed memory
+/// holds an all-Reserved reservation.
+const fn code(s: PageState) -> u64 {
+    match s {
+        PageState::None | PageState::Reserved => 0,
+        PageState::Prepared => 1,
+        PageState::Ready => 2,
+    }
+}
+
+/// The states a code can hold, by code.
+const STATES: [PageState; 3] = [PageState::Reserved, PageState::Prepared, PageState::Ready];
+
+/// The page states of one reservation, two bits a page, without ownership
+/// of their storage: a plain value that a table can hold. [`StateMap`] is
+/// the owning form; [`SystemOs`](crate::SystemOs) frees its entries itself.
+///
+/// Until the first state change the array is not mapped (`words == 0`) and
+/// every page is Reserved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PackedStates {
+    /// Address of the side mapping; 0 while every page is Reserved.
+    words: usize,
+    /// Bytes mapped at `words`.
+    mapped: usize,
     n_pages: usize,
 }
 
-impl StateMap {
-    /// `n_pages` pages, all in state `init`.
-    pub(crate) fn new(n_pages: usize, init: PageState) -> Self {
-        debug_assert!(n_pages > 0);
-        let mut runs = BTreeMap::new();
-        runs.insert(0, init);
-        Self { runs, n_pages }
+impl PackedStates {
+    /// `n_pages` pages, all Reserved, with nothing mapped yet.
+    pub(crate) const fn new(n_pages: usize) -> Self {
+        Self {
+            words: 0,
+            mapped: 0,
+            n_pages,
+        }
+    }
+
+    /// Maps the array if it is not yet mapped, so that a following
+    /// [`set`](Self::set) cannot fail.
+    pub(crate) fn make_writable(&mut self) -> Result<(), Error> {
+        if self.words == 0 {
+            let bytes = self.n_pages.div_ceil(PAGES_PER_WORD) * 8;
+            (self.words, self.mapped) = side::map(bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Unmaps the array; every page reads Reserved again.
+    ///
+    /// # Safety
+    /// No copy of this value may be used afterwards except this one.
+    pub(crate) unsafe fn free(&mut self) {
+        if self.words != 0 {
+            // SAFETY:
+            // - `words`/`mapped` are what `side::map` returned in
+            //   `make_writable`; the caller promises that no other copy of
+            //   this value uses the array again, and this one forgets it.
+            unsafe { side::unmap(self.words, self.mapped) };
+            self.words = 0;
+            self.mapped = 0;
+        }
+    }
+
+    /// The word holding page `page`'s bits; 0 (all Reserved) before the
+    /// array is mapped.
+    fn word(&self, i: usize) -> u64 {
+        if self.words == 0 {
+            return 0;
+        }
+        debug_assert!(i < self.n_pages.div_ceil(PAGES_PER_WORD));
+        // SAFETY:
+        // - `words` is a live side mapping of at least `ceil(n_pages / 32)`
+        //   words, page-aligned, zero-initialised, owned by this value (the
+        //   owner frees it only through `free`), and `i` is in bounds.
+        unsafe {
+            core::ptr::with_exposed_provenance::<u64>(self.words)
+                .add(i)
+                .read()
+        }
+    }
+
+    /// Overwrites word `i`; the array must be mapped.
+    fn set_word(&mut self, i: usize, w: u64) {
+        assert!(self.words != 0, "page-state array not mapped");
+        debug_assert!(i < self.n_pages.div_ceil(PAGES_PER_WORD));
+        // SAFETY:
+        // - As in `word`; `&mut self` makes this the only access.
+        unsafe {
+            core::ptr::with_exposed_provenance_mut::<u64>(self.words)
+                .add(i)
+                .write(w)
+        }
     }
 
     /// The state of page `page`.
     pub(crate) fn get(&self, page: usize) -> PageState {
         debug_assert!(page < self.n_pages);
-        match self.runs.range(..=page).next_back() {
-            Some((_, &s)) => s,
-            None => unreachable!("run map lost its first run"),
-        }
+        let w = self.word(page / PAGES_PER_WORD);
+        STATES[(w >> (2 * (page % PAGES_PER_WORD)) & 3) as usize]
     }
 
-    /// The runs overlapping `pages`, clipped to it, in address order.
-    pub(crate) fn runs(
-        &self,
-        pages: Range<usize>,
-    ) -> impl Iterator<Item = (Range<usize>, PageState)> + '_ {
-        let first = self.runs.range(..=pages.start).next_back();
-        let rest = self.runs.range(pages.start + 1..pages.end);
-        let n = self.n_pages;
-        first.into_iter().chain(rest).map(move |(&start, &state)| {
-            let next = self.runs.range(start + 1..).next().map_or(n, |(&k, _)| k);
-            (start.max(pages.start)..next.min(pages.end), state)
-        })
+    /// Calls `f(word index, mask of the pages of `pages` in it)` for every
+    /// word `pages` touches, in order, until `f` returns `Some`.
+    fn scan<R>(pages: Range<usize>, mut f: impl FnMut(usize, u64) -> Option<R>) -> Option<R> {
+        let Range { start, end } = pages;
+        if start >= end {
+            return None;
+        }
+        for i in start / PAGES_PER_WORD..=(end - 1) / PAGES_PER_WORD {
+            let lo = start.max(i * PAGES_PER_WORD) - i * PAGES_PER_WORD;
+            let hi = end.min((i + 1) * PAGES_PER_WORD) - i * PAGES_PER_WORD;
+            let mask = if hi - lo == PAGES_PER_WORD {
+                u64::MAX
+            } else {
+                ((1u64 << (2 * (hi - lo))) - 1) << (2 * lo)
+            };
+            if let Some(r) = f(i, mask) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// The low bits of the pages of word `w` within `mask` whose state
+    /// `pred` accepts.
+    fn matching(w: u64, mask: u64, pred: fn(PageState) -> bool) -> u64 {
+        let mut hits = 0;
+        for s in STATES {
+            if pred(s) {
+                let x = w ^ (code(s) * LOW_BITS);
+                hits |= !(x | x >> 1) & LOW_BITS;
+            }
+        }
+        hits & mask
     }
 
     /// The first page of `pages` whose state `ok` rejects.
@@ -121,35 +232,80 @@ impl StateMap {
         pages: Range<usize>,
         ok: fn(PageState) -> bool,
     ) -> Option<(usize, PageState)> {
-        self.runs(pages)
-            .find(|(_, s)| !ok(*s))
-            .map(|(r, s)| (r.start, s))
+        debug_assert!(pages.end <= self.n_pages);
+        Self::scan(pages, |i, mask| {
+            let bad = !Self::matching(self.word(i), mask, ok) & mask & LOW_BITS;
+            (bad != 0).then(|| {
+                let page = i * PAGES_PER_WORD + bad.trailing_zeros() as usize / 2;
+                (page, self.get(page))
+            })
+        })
     }
 
     /// How many pages of `pages` are in a state `pred` accepts.
     pub(crate) fn count(&self, pages: Range<usize>, pred: fn(PageState) -> bool) -> usize {
-        self.runs(pages)
-            .filter(|(_, s)| pred(*s))
-            .map(|(r, _)| r.len())
-            .sum()
+        debug_assert!(pages.end <= self.n_pages);
+        let mut n = 0;
+        Self::scan(pages, |i, mask| {
+            n += Self::matching(self.word(i), mask, pred).count_ones() as usize;
+            None::<()>
+        });
+        n
     }
 
-    /// Sets every page of `pages` to `state`.
+    /// Sets every page of `pages` to `state` (Reserved, Prepared or Ready).
+    ///
+    /// # Panics
+    /// If the array is not mapped (see [`make_writable`](Self::make_writable))
+    /// and `state` is not Reserved.
     pub(crate) fn set(&mut self, pages: Range<usize>, state: PageState) {
-        let Range { start, end } = pages;
-        debug_assert!(start < end && end <= self.n_pages);
-        let after = (end < self.n_pages).then(|| self.get(end));
-        while let Some((&k, _)) = self.runs.range(start..=end).next() {
-            self.runs.remove(&k);
+        debug_assert!(pages.start < pages.end && pages.end <= self.n_pages);
+        debug_assert!(state != PageState::None);
+        if self.words == 0 && state == PageState::Reserved {
+            return;
         }
-        if let Some(a) = after {
-            if a != state {
-                self.runs.insert(end, a);
-            }
-        }
-        let before = (start > 0).then(|| self.get(start - 1));
-        if before != Some(state) {
-            self.runs.insert(start, state);
-        }
+        let pattern = code(state) * LOW_BITS;
+        Self::scan(pages, |i, mask| {
+            let w = self.word(i);
+            self.set_word(i, (w & !mask) | (pattern & mask));
+            None::<()>
+        });
+    }
+}
+
+/// The page states of one reservation, owning their side mapping (freed on
+/// drop): what a [`Reservation`](crate::Reservation) keeps.
+#[derive(Debug)]
+pub(crate) struct StateMap(PackedStates);
+
+impl StateMap {
+    /// `n_pages` pages, all Reserved; nothing is mapped until a page
+    /// changes state.
+    pub(crate) fn new(n_pages: usize) -> Self {
+        debug_assert!(n_pages > 0);
+        Self(PackedStates::new(n_pages))
+    }
+}
+
+impl core::ops::Deref for StateMap {
+    type Target = PackedStates;
+
+    fn deref(&self) -> &PackedStates {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for StateMap {
+    fn deref_mut(&mut self) -> &mut PackedStates {
+        &mut self.0
+    }
+}
+
+impl Drop for StateMap {
+    fn drop(&mut self) {
+        // SAFETY:
+        // - The inner value is private to this map and never copied out, so
+        //   this is the only copy, and the map is going away.
+        unsafe { self.0.free() };
     }
 }

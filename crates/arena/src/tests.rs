@@ -1,5 +1,8 @@
-//! Unit tests of the run-length page-state map and the counters.
+//! Unit tests of the packed page-state array, the side-mapped vector, the
+//! hint ring and the counters.
 
+use crate::hints::{ArenaHints, Direction, Hint, MAX_HINTS};
+use crate::side::SideVec;
 use crate::state::{check_range, PageState, StateMap};
 use crate::stats::{Delta, MemStats};
 use crate::Error;
@@ -7,22 +10,38 @@ use crate::Error;
 /// Applies `sets` to a map of `n` Reserved pages and compares every page
 /// with a plain array that got the same updates.
 fn check(n: usize, sets: &[(usize, usize, PageState)]) {
-    let mut map = StateMap::new(n, PageState::Reserved);
+    let mut map = StateMap::new(n);
     let mut flat = vec![PageState::Reserved; n];
+    map.make_writable().unwrap();
     for &(start, end, s) in sets {
         map.set(start..end, s);
         flat[start..end].fill(s);
         for (i, want) in flat.iter().enumerate() {
             assert_eq!(map.get(i), *want, "page {i} after {sets:?}");
         }
-        let ready = flat.iter().filter(|&&s| s == PageState::Ready).count();
-        assert_eq!(map.count(0..n, |s| s == PageState::Ready), ready);
-        let first_not_reserved = flat.iter().position(|&s| s != PageState::Reserved);
-        assert_eq!(
-            map.first_rejected(0..n, |s| s == PageState::Reserved)
-                .map(|(p, _)| p),
-            first_not_reserved
-        );
+        // Sub-ranges of up to 70 pages (two words and more), against the
+        // flat array: all of them natively, a sample under Miri.
+        let step = if cfg!(miri) { 7 } else { 1 };
+        for a in (0..n).step_by(step) {
+            for b in (a + 1..=n.min(a + 70)).step_by(step) {
+                let ready = flat[a..b]
+                    .iter()
+                    .filter(|&&s| s == PageState::Ready)
+                    .count();
+                assert_eq!(map.count(a..b, |s| s == PageState::Ready), ready);
+                let mapped = flat[a..b].iter().filter(|s| s.is_mapped()).count();
+                assert_eq!(map.count(a..b, PageState::is_mapped), mapped);
+                let first_not_reserved = flat[a..b]
+                    .iter()
+                    .position(|&s| s != PageState::Reserved)
+                    .map(|p| (a + p, flat[a + p]));
+                assert_eq!(
+                    map.first_rejected(a..b, |s| s == PageState::Reserved),
+                    first_not_reserved,
+                    "{a}..{b} after {sets:?}"
+                );
+            }
+        }
     }
 }
 
@@ -53,15 +72,69 @@ fn state_map_matches_flat_array() {
 }
 
 #[test]
-fn state_map_coalesces_runs() {
-    let mut map = StateMap::new(8, PageState::Reserved);
-    map.set(0..4, PageState::Ready);
-    map.set(4..8, PageState::Ready);
-    assert_eq!(map.runs(0..8).count(), 1);
-    map.set(2..3, PageState::Prepared);
-    assert_eq!(map.runs(0..8).count(), 3);
-    map.set(2..3, PageState::Ready);
-    assert_eq!(map.runs(0..8).count(), 1);
+fn state_map_across_word_boundaries() {
+    use PageState::{Prepared, Ready};
+    // 32 pages a word: ranges that start, end and straddle word edges.
+    check(
+        100,
+        &[
+            (31, 33, Ready),
+            (0, 32, Prepared),
+            (32, 64, Ready),
+            (63, 97, Prepared),
+            (5, 100, Ready),
+        ],
+    );
+}
+
+#[test]
+fn state_map_is_all_reserved_before_mapping() {
+    let map = StateMap::new(1 << 20);
+    assert_eq!(map.get((1 << 20) - 1), PageState::Reserved);
+    assert_eq!(map.count(0..1 << 20, |s| s == PageState::Reserved), 1 << 20);
+    assert_eq!(
+        map.first_rejected(0..1 << 20, |s| s == PageState::Reserved),
+        None
+    );
+}
+
+#[test]
+fn side_vec_keeps_order_through_growth() {
+    let mut v: SideVec<(usize, u32)> = SideVec::new();
+    let mut model = Vec::new();
+    // Enough elements to grow the mapping past one page several times.
+    let n = if cfg!(miri) { 600 } else { 3000 };
+    for i in 0..n {
+        let at = (i * 7919) % (model.len() + 1);
+        v.insert(at, (i, i as u32 * 3)).unwrap();
+        model.insert(at, (i, i as u32 * 3));
+    }
+    assert_eq!(v.as_slice(), &model[..]);
+    for i in (0..n).step_by(3) {
+        let at = i % v.len();
+        assert_eq!(v.remove(at), model.remove(at));
+    }
+    assert_eq!(v.as_slice(), &model[..]);
+    v.clear();
+    assert!(v.is_empty());
+}
+
+#[test]
+fn hint_ring_drops_the_oldest_when_full() {
+    let hint = |addr| Hint {
+        addr,
+        dir: Direction::Up,
+    };
+    let mut hints = ArenaHints::from_hints((1..=MAX_HINTS + 5).map(hint));
+    assert_eq!(hints.iter().count(), MAX_HINTS, "only the first are kept");
+    hints.push_front(hint(1000));
+    let got: Vec<usize> = hints.iter().map(|h| h.addr).collect();
+    let mut want = vec![1000];
+    want.extend(1..MAX_HINTS);
+    assert_eq!(got, want, "the back hint made room");
+    hints.pop_front();
+    hints.pop_front();
+    assert_eq!(hints.iter().next().map(|h| h.addr), Some(2));
 }
 
 #[test]

@@ -9,10 +9,18 @@
 //! from the global heap: an atomic state machine (uninitialised → busy →
 //! ready or failed) guards a `OnceLock`, other threads spin (yielding) while
 //! one initialises, and anything the initialising thread allocates in the
-//! meantime goes to the fallback. The same per-thread "inside the heap" flag
-//! routes re-entrant allocations from the heap's own internals (small
-//! bookkeeping nodes) to the fallback, so the heap lock is never taken
-//! twice by one thread.
+//! meantime goes to the fallback.
+//!
+//! The heap's internals do not allocate from the global heap (see the
+//! `heap` module), and this adapter checks it: a per-thread mark says the
+//! thread is inside the heap (set around every heap call made here and
+//! whenever the heap lock is held, by anyone) or creating it. Every
+//! allocation request, of any size, that arrives while the mark is set is
+//! served by the fallback, so the heap lock is never taken twice by one
+//! thread, and counted: [`GlobalHeap::reentrant_allocations`] for requests
+//! from inside the heap (0 is the heap's promise),
+//! [`GlobalHeap::creation_allocations`] for those made while creating it
+//! (the two `Arc`s of a heap).
 //!
 //! Deallocation is routed by size like allocation; a large block the heap
 //! does not know (one the fallback served during initialisation or a
@@ -22,8 +30,9 @@
 //! the heap.
 //!
 //! Limits: if the heap cannot be created (the OS refuses address space),
-//! every allocation falls back to `System`. The heap's own internals must
-//! not free heap-served blocks (they never allocate a page or more).
+//! every allocation falls back to `System`. Deallocations while the mark is
+//! set go to the fallback too, which is right because only the heap's own
+//! code runs then and it frees only what it allocated there.
 //!
 //! This is the only module of the crate besides `shared_os` that contains
 //! `unsafe` code: the `unsafe impl GlobalAlloc` itself and the zeroing
@@ -32,7 +41,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use arena::SystemOs;
@@ -45,10 +54,44 @@ const BUSY: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
 
+/// Where a thread is with respect to the heap: the per-thread mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inside {
+    /// Not in any heap code.
+    No,
+    /// Creating the global heap.
+    Creating,
+    /// In a heap call or holding a heap lock.
+    Yes,
+}
+
 thread_local! {
-    /// Set while this thread is inside the heap (or creating it): any
-    /// allocation it makes meanwhile must not re-enter the heap.
-    static IN_HEAP: Cell<bool> = const { Cell::new(false) };
+    /// This thread's mark: any allocation it makes while the mark is set
+    /// must not re-enter the heap. `const` and without a destructor, so
+    /// reading it never allocates or fails.
+    static IN_HEAP: Cell<Inside> = const { Cell::new(Inside::No) };
+}
+
+/// Marks this thread as inside a heap (unless it is creating one); returns
+/// the previous mark for [`leave`].
+pub(crate) fn enter() -> Inside {
+    IN_HEAP.with(|m| {
+        let prev = m.get();
+        if prev == Inside::No {
+            m.set(Inside::Yes);
+        }
+        prev
+    })
+}
+
+/// Restores the mark [`enter`] returned.
+pub(crate) fn leave(prev: Inside) {
+    IN_HEAP.with(|m| m.set(prev));
+}
+
+/// This thread's mark.
+fn mark() -> Inside {
+    IN_HEAP.with(Cell::get)
 }
 
 /// A global allocator over a lazily created [`Heap`].
@@ -69,6 +112,8 @@ pub struct GlobalHeap {
     state: AtomicU8,
     heap: OnceLock<Heap<SystemOs>>,
     config: Config,
+    reentrant: AtomicUsize,
+    creation: AtomicUsize,
 }
 
 impl GlobalHeap {
@@ -86,6 +131,41 @@ impl GlobalHeap {
             state: AtomicU8::new(UNINIT),
             heap: OnceLock::new(),
             config,
+            reentrant: AtomicUsize::new(0),
+            creation: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many allocation requests (of any size, from any thread) reached
+    /// this allocator while their thread was inside the heap: in a heap call
+    /// made by this adapter or holding the heap lock (e.g. in
+    /// [`Heap::release_all`] called from anywhere). They were served by the
+    /// fallback. The heap's internals allocate nothing, so this stays 0.
+    pub fn reentrant_allocations(&self) -> usize {
+        self.reentrant.load(Ordering::Relaxed)
+    }
+
+    /// How many allocation requests reached this allocator while the heap
+    /// was being created (served by the fallback): the `Arc`s of the OS
+    /// object and of the heap's shared state, plus what starting the
+    /// background scavenger allocates if the config asks for it.
+    pub fn creation_allocations(&self) -> usize {
+        self.creation.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request if this thread is inside the heap; returns whether
+    /// it must go to the fallback.
+    fn reentered(&self) -> bool {
+        match mark() {
+            Inside::No => false,
+            Inside::Creating => {
+                self.creation.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Inside::Yes => {
+                self.reentrant.fetch_add(1, Ordering::Relaxed);
+                true
+            }
         }
     }
 
@@ -104,7 +184,7 @@ impl GlobalHeap {
             match self.state.load(Ordering::Acquire) {
                 READY => return self.heap.get(),
                 FAILED => return None,
-                BUSY if IN_HEAP.with(Cell::get) => return None,
+                BUSY if mark() != Inside::No => return None,
                 BUSY => std::thread::yield_now(),
                 _ => {
                     if self
@@ -112,12 +192,12 @@ impl GlobalHeap {
                         .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                     {
-                        let prev = IN_HEAP.with(|f| f.replace(true));
+                        let prev = IN_HEAP.with(|m| m.replace(Inside::Creating));
                         let ok = match Heap::with_config(self.config) {
                             Ok(h) => self.heap.set(h).is_ok(),
                             Err(_) => false,
                         };
-                        IN_HEAP.with(|f| f.set(prev));
+                        leave(prev);
                         self.state
                             .store(if ok { READY } else { FAILED }, Ordering::Release);
                     }
@@ -129,14 +209,11 @@ impl GlobalHeap {
     /// Allocates a large block from the heap; `None` means "use the
     /// fallback", `Some(null)` means out of memory.
     fn alloc_large(&self, layout: Layout) -> Option<(*mut u8, bool)> {
-        if IN_HEAP.with(Cell::get) {
-            return None;
-        }
         let heap = self.get_or_init()?;
         let n_pages = layout.size().div_ceil(PAGE_BYTES);
-        IN_HEAP.with(|f| f.set(true));
+        let prev = enter();
         let r = heap.alloc_aligned(n_pages, layout.align());
-        IN_HEAP.with(|f| f.set(false));
+        leave(prev);
         Some(match r {
             Ok(span) => {
                 let needs_zero = span.needs_zero();
@@ -149,16 +226,16 @@ impl GlobalHeap {
 
     /// Frees a large block; `false` means it was not the heap's.
     fn dealloc_large(&self, ptr: *mut u8, layout: Layout) -> bool {
-        if IN_HEAP.with(Cell::get) {
+        if mark() != Inside::No {
             return false;
         }
         let Some(heap) = self.heap() else {
             return false;
         };
         let n_pages = layout.size().div_ceil(PAGE_BYTES);
-        IN_HEAP.with(|f| f.set(true));
+        let prev = enter();
         let r = heap.free(Span::from_raw_parts(ptr.addr(), n_pages));
-        IN_HEAP.with(|f| f.set(false));
+        leave(prev);
         match r {
             Ok(()) => true,
             Err(crate::Error::PageAlloc(pagealloc::Error::NotInHeap { .. })) => false,
@@ -178,6 +255,8 @@ impl core::fmt::Debug for GlobalHeap {
         f.debug_struct("GlobalHeap")
             .field("state", &self.state.load(Ordering::Relaxed))
             .field("heap", &self.heap())
+            .field("reentrant_allocations", &self.reentrant_allocations())
+            .field("creation_allocations", &self.creation_allocations())
             .finish()
     }
 }
@@ -199,11 +278,15 @@ fn is_large(layout: Layout) -> bool {
 //   to the same place `alloc` did: small layouts to `System`; large ones to
 //   the heap, which frees exactly the span it handed out, or, when the heap
 //   reports the address is not its own (a block the fallback served), to
-//   `System`.
+//   `System`. While the thread is marked inside the heap, only the heap's
+//   own code runs (it calls no user code with the mark set:
+//   `Heap::with_page_alloc` clears it around the caller's closure), and that
+//   code frees only blocks it allocated while marked, which `alloc` sent to
+//   `System`; so `System` gets them back.
 // - Nothing here unwinds: errors become null or an abort.
 unsafe impl GlobalAlloc for GlobalHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if is_large(layout) {
+        if !self.reentered() && is_large(layout) {
             if let Some((p, _)) = self.alloc_large(layout) {
                 return p;
             }
@@ -215,7 +298,7 @@ unsafe impl GlobalAlloc for GlobalHeap {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if is_large(layout) {
+        if !self.reentered() && is_large(layout) {
             if let Some((p, needs_zero)) = self.alloc_large(layout) {
                 if !p.is_null() && needs_zero {
                     // SAFETY:
@@ -239,7 +322,8 @@ unsafe impl GlobalAlloc for GlobalHeap {
         // - `ptr` was allocated with `layout` by this allocator (caller's
         //   obligation), and the routing above sends a block to `System`
         //   only if `System` allocated it: small layouts always go there,
-        //   and a large block reaches here only if the heap does not own it.
+        //   and a large block reaches here only if the heap does not own it
+        //   or the thread is marked inside the heap (see the impl's note).
         unsafe { System.dealloc(ptr, layout) }
     }
 }

@@ -4,12 +4,19 @@
 //! The shared state ([`Shared`]) sits in an `Arc` so the background
 //! scavenger thread and the thread caches' weak handles can reach it; the
 //! [`Heap`] value is the owner that stops and joins the scavenger on drop.
+//!
+//! Nothing on the allocation, free, growth, scavenging or release paths
+//! allocates from the global heap (the heap may *be* the global heap): the
+//! arena table and the quarantine are [`SideVec`]s in memory mapped from the
+//! OS, the hint list is inline. Creating a heap allocates twice, for the
+//! `Arc`s of the OS object and of the shared state; starting the background
+//! scavenger allocates what spawning a thread does.
 
-use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use arena::{ArenaHints, Os, SystemOs};
+use arena::{ArenaHints, Os, SideVec, SystemOs};
 use pagealloc::{Allocation, Geometry, HeapRelease, PageAlloc, PageCache};
 
 use crate::cache::{self, CacheOwner, Hits};
@@ -160,11 +167,12 @@ struct Inner<O: Os + 'static> {
     /// `curArena`): `cur_base..cur_end`.
     cur_base: usize,
     cur_end: usize,
-    /// Every arena reservation: base → length. Freed on drop.
-    arenas: BTreeMap<usize, usize>,
-    /// Spans whose `used` call failed: base → (pages, released bytes). They
-    /// stay allocated until a later `used` succeeds.
-    quarantine: BTreeMap<usize, (usize, usize)>,
+    /// Every arena reservation as `(base, length)`, sorted by base. Freed on
+    /// drop.
+    arenas: SideVec<(usize, usize)>,
+    /// Spans whose `used` call failed, as `(base, pages, released bytes)`.
+    /// They stay allocated until a later `used` succeeds.
+    quarantine: SideVec<(usize, usize, usize)>,
     /// Sum of the released bytes in `quarantine`.
     quarantined_released: usize,
     /// Bytes handed to the page allocator.
@@ -225,8 +233,8 @@ impl<O: Os + 'static> Heap<O> {
             hints: ArenaHints::for_target().with_arena_bytes(arena_bytes),
             cur_base: 0,
             cur_end: 0,
-            arenas: BTreeMap::new(),
-            quarantine: BTreeMap::new(),
+            arenas: SideVec::new(),
+            quarantine: SideVec::new(),
             quarantined_released: 0,
             heap_sys: 0,
             arena_reserved: 0,
@@ -410,14 +418,31 @@ impl<O: Os + 'static> Heap<O> {
     /// allocator knows.
     pub fn with_page_alloc<R>(&self, f: impl FnOnce(&HeapPageAlloc<O>) -> R) -> R {
         let inner = self.shared.lock();
-        f(&inner.pa)
+        // `f` is the caller's code, not the heap's: it runs unmarked, so
+        // what it allocates and frees is routed as usual.
+        let mark = crate::global::enter();
+        crate::global::leave(inner.prev);
+        let r = f(&inner.pa);
+        crate::global::leave(mark);
+        r
     }
 
     /// The arena reservations the heap holds, as `(base, len)` in address
     /// order.
     pub fn arenas(&self) -> Vec<(usize, usize)> {
-        let inner = self.shared.lock();
-        inner.arenas.iter().map(|(&b, &l)| (b, l)).collect()
+        // The vector is allocated with the lock released: an allocation under
+        // the heap lock would re-enter the heap when it is the global
+        // allocator.
+        let mut out = Vec::new();
+        loop {
+            let n = self.shared.lock().arenas.len();
+            out.reserve(n);
+            let inner = self.shared.lock();
+            if inner.arenas.len() <= out.capacity() {
+                out.extend_from_slice(inner.arenas.as_slice());
+                return out;
+            }
+        }
     }
 
     /// Starts the background scavenger if it is not running. Returns
@@ -538,8 +563,16 @@ impl<O: Os + 'static> Shared<O> {
     /// Takes the heap lock. A panic while holding it cannot leave the page
     /// allocator half-updated (its operations check before they change), so
     /// a poisoned lock is taken over rather than propagated.
-    fn lock(&self) -> MutexGuard<'_, Inner<O>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    ///
+    /// While the guard lives the thread counts as inside the heap (see
+    /// [`GlobalHeap`](crate::GlobalHeap)): anything it allocates meanwhile
+    /// is a re-entrant allocation.
+    fn lock(&self) -> Locked<'_, O> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = Locked {
+            prev: crate::global::enter(),
+            guard: inner,
+        };
         if !inner.quarantine.is_empty() {
             inner.retry_quarantine(&self.os);
         }
@@ -561,8 +594,7 @@ impl<O: Os + 'static> Shared<O> {
         if a.scavenged > 0 {
             let os = &*self.os;
             if let Err(e) = inner.per_arena(a.base, bytes, |b, l| os.used(b, l)) {
-                inner.quarantine.insert(a.base, (total, a.scavenged));
-                inner.quarantined_released += a.scavenged;
+                inner.quarantine_span(a.base, total, a.scavenged);
                 return Err(e.into());
             }
         }
@@ -597,9 +629,8 @@ impl<O: Os + 'static> Shared<O> {
             self.cached_released
                 .fetch_sub(a.scavenged, Ordering::Relaxed);
             if let Err(e) = r {
-                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                inner.quarantine.insert(a.base, (n_pages, a.scavenged));
-                inner.quarantined_released += a.scavenged;
+                let mut inner = self.lock();
+                inner.quarantine_span(a.base, n_pages, a.scavenged);
                 return Err(e.into());
             }
         }
@@ -767,8 +798,13 @@ impl<O: Os + 'static> Inner<O> {
             .and_then(|p| p.checked_mul(PAGE_BYTES))
             .ok_or(too_large)?;
         if self.cur_end - self.cur_base < ask {
+            // Room in the table first: a reservation it cannot record could
+            // never be freed.
+            self.arenas.reserve(1)?;
             let (av, asize) = self.hints.reserve_arena(os, ask)?.into_raw_parts();
-            self.arenas.insert(av, asize);
+            let at = self.arenas.as_slice().partition_point(|&(b, _)| b < av);
+            // Cannot fail: room for one more was made above.
+            self.arenas.insert(at, (av, asize))?;
             self.arena_reserved += asize;
             if av == self.cur_end && self.cur_end != 0 {
                 // Contiguous with the current arena: just extend it.
@@ -827,8 +863,10 @@ impl<O: Os + 'static> Inner<O> {
         let end = base + len;
         let mut at = base;
         while at < end {
-            let piece_end = match self.arenas.range(..=at).next_back() {
-                Some((&b, &l)) if at < b + l => (b + l).min(end),
+            let arenas = self.arenas.as_slice();
+            let i = arenas.partition_point(|&(b, _)| b <= at).checked_sub(1);
+            let piece_end = match i.map(|i| arenas[i]) {
+                Some((b, l)) if at < b + l => (b + l).min(end),
                 // Not in a known arena: let the OS judge the whole rest.
                 _ => end,
             };
@@ -858,15 +896,22 @@ impl<O: Os + 'static> Inner<O> {
         }
     }
 
+    /// Parks an allocated span whose pages could not be made Ready. If the
+    /// quarantine table cannot grow (the OS refuses even that), the span
+    /// stays allocated for good: its pages are leaked inside the heap but
+    /// still accounted as released.
+    fn quarantine_span(&mut self, base: usize, n_pages: usize, released: usize) {
+        let _ = self.quarantine.push((base, n_pages, released));
+        self.quarantined_released += released;
+    }
+
     /// Retries making quarantined spans Ready; those that succeed go back to
     /// the page allocator as free, Ready pages.
     fn retry_quarantine(&mut self, os: &O) {
-        let spans: Vec<(usize, usize, usize)> = self
-            .quarantine
-            .iter()
-            .map(|(&b, &(n, r))| (b, n, r))
-            .collect();
-        for (base, n_pages, released) in spans {
+        let mut i = self.quarantine.len();
+        while i > 0 {
+            i -= 1;
+            let (base, n_pages, released) = self.quarantine.as_slice()[i];
             if self
                 .per_arena(base, n_pages * PAGE_BYTES, |b, l| os.used(b, l))
                 .is_err()
@@ -874,7 +919,7 @@ impl<O: Os + 'static> Inner<O> {
                 continue;
             }
             if self.pa.free(base, n_pages).is_ok() {
-                self.quarantine.remove(&base);
+                self.quarantine.remove(i);
                 self.quarantined_released -= released;
             }
         }
@@ -887,10 +932,38 @@ impl<O: Os + 'static> Drop for Inner<O> {
         // holds) is still alive; the allocator frees its own metadata when
         // its field is dropped right after.
         let os = self.pa.os();
-        for (&base, &len) in &self.arenas {
+        for &(base, len) in self.arenas.as_slice() {
             let r = os.free(base, len);
             debug_assert!(r.is_ok(), "freeing a heap arena failed: {r:?}");
         }
+    }
+}
+
+/// The heap lock, held: the state behind it, with the thread marked as
+/// inside the heap until the guard drops.
+struct Locked<'a, O: Os + 'static> {
+    guard: MutexGuard<'a, Inner<O>>,
+    /// The thread's mark before the lock was taken, restored on drop.
+    prev: crate::global::Inside,
+}
+
+impl<O: Os + 'static> Deref for Locked<'_, O> {
+    type Target = Inner<O>;
+
+    fn deref(&self) -> &Inner<O> {
+        &self.guard
+    }
+}
+
+impl<O: Os + 'static> DerefMut for Locked<'_, O> {
+    fn deref_mut(&mut self) -> &mut Inner<O> {
+        &mut self.guard
+    }
+}
+
+impl<O: Os + 'static> Drop for Locked<'_, O> {
+    fn drop(&mut self) {
+        crate::global::leave(self.prev);
     }
 }
 

@@ -12,10 +12,17 @@
 #![deny(unsafe_code)]
 
 // Each area adds its module here, behind its feature.
-#[cfg(feature = "ranges")] pub mod ranges;
-#[cfg(feature = "pages")] pub mod check;
-#[cfg(feature = "pages")] pub mod model;
-#[cfg(feature = "pages")] pub mod pagestrat;
-#[cfg(feature = "pages")] pub mod replay;
-#[cfg(feature = "pages")] pub mod trace;
-#[cfg(feature = "os")] pub mod sim_os;
+#[cfg(feature = "pages")]
+pub mod check;
+#[cfg(feature = "pages")]
+pub mod model;
+#[cfg(feature = "pages")]
+pub mod pagestrat;
+#[cfg(feature = "ranges")]
+pub mod ranges;
+#[cfg(feature = "pages")]
+pub mod replay;
+#[cfg(feature = "os")]
+pub mod sim_os;
+#[cfg(feature = "pages")]
+pub mod trace;

@@ -14,6 +14,16 @@ pub(super) fn huge_page_size() -> Option<usize> {
     None
 }
 
+pub(super) fn side_map(_len: usize) -> Result<usize, Error> {
+    Err(Error::Unsupported)
+}
+
+/// # Safety
+/// Nothing is ever mapped, so no call gets this far.
+pub(super) unsafe fn side_unmap(_addr: usize, _len: usize) -> Result<(), Error> {
+    Err(Error::Unsupported)
+}
+
 pub(super) fn reserve(_hint: Option<usize>, _len: usize) -> Result<usize, Error> {
     Err(Error::Unsupported)
 }

@@ -5,13 +5,18 @@
 //! same set of functions over raw addresses; this module checks arguments
 //! and page states before calling them, so that the platform code only ever
 //! sees ranges inside reservations it made itself. A port touches one file.
+//!
+//! [`SystemOs`] keeps its books without the global heap, since it runs
+//! inside a global allocator: the reservation table is a [`SideVec`] sorted
+//! by base address, and each reservation's page states a [`PackedStates`]
+//! array, both in side mappings (see `crate::side`).
 
-use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::lock::Lock;
 use crate::os::{HugeAdvice, Os, ReleaseMode};
-use crate::state::{check_range, rule, PageState, StateMap};
+use crate::side::SideVec;
+use crate::state::{check_range, rule, PackedStates, PageState};
 use crate::{Error, Op};
 
 #[cfg(unix)]
@@ -50,13 +55,40 @@ pub fn os_page_size() -> usize {
     }
 }
 
-/// The transparent huge page size, if the system has one.
+/// The transparent huge page size, if the system has one; read once and
+/// cached.
 ///
 /// On Linux it is read from
 /// `/sys/kernel/mm/transparent_hugepage/hpage_pmd_size` (with the `std`
-/// feature) and must be a power of two; elsewhere it is `None`.
+/// feature, into a stack buffer) and must be a power of two; elsewhere it is
+/// `None`.
 pub fn os_huge_page_size() -> Option<usize> {
-    imp::huge_page_size().filter(|n| n.is_power_of_two())
+    /// `usize::MAX`: not read yet; 0: none.
+    static CACHE: AtomicUsize = AtomicUsize::new(usize::MAX);
+    match CACHE.load(Ordering::Relaxed) {
+        usize::MAX => {
+            let n = imp::huge_page_size().filter(|n| n.is_power_of_two());
+            CACHE.store(n.unwrap_or(0), Ordering::Relaxed);
+            n
+        }
+        0 => None,
+        n => Some(n),
+    }
+}
+
+/// A side mapping for bookkeeping; see `crate::side`.
+pub(crate) fn side_map(len: usize) -> Result<usize, Error> {
+    imp::side_map(len)
+}
+
+/// Unmaps a side mapping.
+///
+/// # Safety
+/// The range must be one whole mapping made by [`side_map`] that nothing
+/// uses any more.
+pub(crate) unsafe fn side_unmap(addr: usize, len: usize) -> Result<(), Error> {
+    // SAFETY: forwarded from the caller.
+    unsafe { imp::side_unmap(addr, len) }
 }
 
 /// The real operating system's memory calls, behind the [`Os`] trait.
@@ -67,26 +99,35 @@ pub fn os_huge_page_size() -> Option<usize> {
 /// platform calls therefore never touch memory owned by anyone else.
 /// Reservations still alive when it is dropped stay mapped.
 ///
+/// It never allocates from the global heap (it may run inside one): its
+/// table of reservations and their page states live in memory it maps from
+/// the OS itself, two bits a page touched lazily, so a 64 GiB reservation
+/// costs 4 MiB of address space and, until its pages change state, no
+/// memory. Lookups are a binary search over the reservations.
+///
 /// Per platform: Linux and other Unix systems use `mmap`/`madvise` (through
 /// rustix; through libc for `MADV_COLLAPSE` and macOS's `MADV_FREE_REUSABLE`
 /// and `MADV_FREE_REUSE`), Windows uses `VirtualAlloc`/`VirtualFree`, and Wasm
 /// grows linear memory, which can never be given back (see
 /// [`SystemOs::free`](Os::free)).
 pub struct SystemOs {
-    regions: Lock<BTreeMap<usize, Region>>,
+    regions: Lock<SideVec<Region>>,
 }
 
-/// One reservation: its length and page states.
+/// One reservation: its extent and page states. The table frees the
+/// states' side mapping when it removes the entry or is dropped.
+#[derive(Clone, Copy)]
 struct Region {
+    base: usize,
     len: usize,
-    states: StateMap,
+    states: PackedStates,
 }
 
 impl core::fmt::Debug for SystemOs {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let regions = self.regions.lock();
         f.debug_map()
-            .entries(regions.iter().map(|(base, r)| (base, r.len)))
+            .entries(regions.as_slice().iter().map(|r| (r.base, r.len)))
             .finish()
     }
 }
@@ -97,11 +138,29 @@ impl Default for SystemOs {
     }
 }
 
+impl Drop for SystemOs {
+    fn drop(&mut self) {
+        let mut regions = self.regions.lock();
+        for r in regions.as_mut_slice() {
+            // SAFETY:
+            // - Each entry is the only copy of its states (entries are
+            //   copied out of the table only for reading under the lock),
+            //   and the table goes away with this object.
+            unsafe { r.states.free() };
+        }
+    }
+}
+
+/// The index of the last region starting at or below `addr`, if any.
+fn last_at_or_below(regions: &[Region], addr: usize) -> Option<usize> {
+    regions.partition_point(|r| r.base <= addr).checked_sub(1)
+}
+
 impl SystemOs {
     /// A new object owning no reservations.
     pub const fn new() -> Self {
         Self {
-            regions: Lock::new(BTreeMap::new()),
+            regions: Lock::new(SideVec::new()),
         }
     }
 
@@ -110,8 +169,9 @@ impl SystemOs {
     pub fn page_state(&self, addr: usize) -> PageState {
         let page = self.page_size();
         let regions = self.regions.lock();
-        match regions.range(..=addr).next_back() {
-            Some((&base, r)) if addr - base < r.len => r.states.get((addr - base) / page),
+        let regions = regions.as_slice();
+        match last_at_or_below(regions, addr).map(|i| &regions[i]) {
+            Some(r) if addr - r.base < r.len => r.states.get((addr - r.base) / page),
             _ => PageState::None,
         }
     }
@@ -128,10 +188,13 @@ impl SystemOs {
         let page = self.page_size();
         let end = check_range(addr, len, page)?;
         let mut regions = self.regions.lock();
-        let (base, region) = match regions.range_mut(..=addr).next_back() {
-            Some((&base, r)) if end - base <= r.len => (base, r),
+        let region = match last_at_or_below(regions.as_slice(), addr) {
+            Some(i) if end - regions.as_slice()[i].base <= regions.as_slice()[i].len => {
+                &mut regions.as_mut_slice()[i]
+            }
             _ => return Err(Error::NotReserved { addr, len }),
         };
+        let base = region.base;
         let pages = (addr - base) / page..(end - base) / page;
         let (accepts, to) = rule(op);
         if let Some((p, state)) = region.states.first_rejected(pages.clone(), accepts) {
@@ -141,6 +204,11 @@ impl SystemOs {
                 state,
             });
         }
+        if to.is_some() {
+            // Map the state array before the call, so a refusal changes
+            // nothing.
+            region.states.make_writable()?;
+        }
         call()?;
         if let Some(to) = to {
             region.states.set(pages, to);
@@ -148,13 +216,25 @@ impl SystemOs {
         Ok(())
     }
 
-    /// Records a new reservation made by the platform code.
-    fn register(&self, base: usize, len: usize) -> usize {
+    /// Records a new reservation made by the platform code. If the table
+    /// cannot grow, the reservation is given back and the error returned.
+    fn register(&self, base: usize, len: usize) -> Result<usize, Error> {
         let n_pages = len / self.page_size();
         let mut regions = self.regions.lock();
-        let states = StateMap::new(n_pages, PageState::Reserved);
-        regions.insert(base, Region { len, states });
-        base
+        let at = regions.as_slice().partition_point(|r| r.base < base);
+        let region = Region {
+            base,
+            len,
+            states: PackedStates::new(n_pages),
+        };
+        if let Err(e) = regions.insert(at, region) {
+            // SAFETY:
+            // - The platform code just reserved exactly this range for us and
+            //   nothing has seen its address yet.
+            let _ = unsafe { imp::free(base, len) };
+            return Err(e);
+        }
+        Ok(base)
     }
 }
 
@@ -184,22 +264,23 @@ unsafe impl Os for SystemOs {
     fn reserve(&self, hint: Option<usize>, len: usize) -> Result<usize, Error> {
         check_range(hint.unwrap_or(0), len, self.page_size())?;
         let base = imp::reserve(hint, len)?;
-        Ok(self.register(base, len))
+        self.register(base, len)
     }
 
     fn reserve_at(&self, addr: usize, len: usize) -> Result<usize, Error> {
         let end = check_range(addr, len, self.page_size())?;
         {
             let regions = self.regions.lock();
-            if let Some((&base, r)) = regions.range(..end).next_back() {
-                if base + r.len > addr {
+            let regions = regions.as_slice();
+            if let Some(i) = regions.partition_point(|r| r.base < end).checked_sub(1) {
+                if regions[i].base + regions[i].len > addr {
                     return Err(Error::AddressTaken { addr, len });
                 }
             }
         }
         let base = imp::reserve_at(addr, len)?;
         debug_assert_eq!(base, addr);
-        Ok(self.register(base, len))
+        self.register(base, len)
     }
 
     fn reserve_aligned(&self, len: usize, align: usize) -> Result<usize, Error> {
@@ -213,7 +294,7 @@ unsafe impl Os for SystemOs {
             });
         }
         match imp::reserve_aligned(len, align) {
-            Some(r) => Ok(self.register(r?, len)),
+            Some(r) => self.register(r?, len),
             None => crate::os::reserve_aligned_by_retry(self, len, align),
         }
     }
@@ -260,25 +341,31 @@ unsafe impl Os for SystemOs {
     fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
         let end = check_range(addr, len, self.page_size())?;
         let mut regions = self.regions.lock();
-        match regions.get(&addr) {
-            Some(r) if r.len == len => {}
+        let found = last_at_or_below(regions.as_slice(), addr);
+        let i = match found.map(|i| (i, regions.as_slice()[i])) {
+            Some((i, r)) if r.base == addr && r.len == len => i,
             _ => {
+                let regions = regions.as_slice();
                 let overlaps = regions
-                    .range(..end)
-                    .next_back()
-                    .is_some_and(|(&base, r)| base + r.len > addr);
+                    .partition_point(|r| r.base < end)
+                    .checked_sub(1)
+                    .is_some_and(|i| regions[i].base + regions[i].len > addr);
                 return Err(if overlaps {
                     Error::NotWholeReservation { addr, len }
                 } else {
                     Error::NotReserved { addr, len }
                 });
             }
-        }
+        };
         // SAFETY:
         // - `addr..addr + len` is exactly one reservation this object made
         //   (checked above under the lock); the caller gives it up.
         unsafe { imp::free(addr, len) }?;
-        regions.remove(&addr);
+        let mut r = regions.remove(i);
+        // SAFETY:
+        // - The entry just left the table, so `r` is the only copy of its
+        //   states and is not used after this.
+        unsafe { r.states.free() };
         Ok(())
     }
 

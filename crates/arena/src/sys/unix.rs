@@ -25,10 +25,22 @@ pub(super) fn page_size() -> usize {
     rustix::param::page_size()
 }
 
+/// Reads the THP size into a stack buffer: this runs inside the global
+/// allocator, so it must not allocate (opening a short path does not).
 #[cfg(all(target_os = "linux", feature = "std"))]
 pub(super) fn huge_page_size() -> Option<usize> {
-    let s = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size").ok()?;
-    s.trim().parse().ok()
+    use std::io::Read;
+    let mut f = std::fs::File::open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size").ok()?;
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    core::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 #[cfg(not(all(target_os = "linux", feature = "std")))]
@@ -68,6 +80,39 @@ fn mmap_reserve(hint: usize, len: usize, extra: MapFlags) -> Result<usize, Errno
     let p =
         unsafe { mm::mmap_anonymous(ptr(hint), len, ProtFlags::empty(), reserve_flags() | extra) }?;
     Ok(p.expose_provenance())
+}
+
+/// A zeroed read-write side mapping for bookkeeping (see `crate::side`):
+/// `MAP_NORESERVE` on Linux so untouched parts cost no commit charge. Under
+/// Miri, which only emulates `MAP_PRIVATE | MAP_ANONYMOUS`, plainly private.
+pub(super) fn side_map(len: usize) -> Result<usize, Error> {
+    #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+    let flags = MapFlags::PRIVATE | MapFlags::NORESERVE;
+    #[cfg(not(all(any(target_os = "linux", target_os = "android"), not(miri))))]
+    let flags = MapFlags::PRIVATE;
+    // SAFETY:
+    // - Without `MAP_FIXED` the kernel picks address space no mapping uses,
+    //   so no existing memory is affected.
+    let p = unsafe {
+        mm::mmap_anonymous(
+            core::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            flags,
+        )
+    }
+    .map_err(|e| os_err("mmap", e))?;
+    Ok(p.expose_provenance())
+}
+
+/// Unmaps a side mapping.
+///
+/// # Safety
+/// The range must be one whole side mapping made by [`side_map`] that
+/// nothing uses any more.
+pub(super) unsafe fn side_unmap(addr: usize, len: usize) -> Result<(), Error> {
+    // SAFETY: forwarded from the caller.
+    unsafe { mm::munmap(ptr(addr), len) }.map_err(|e| os_err("munmap", e))
 }
 
 pub(super) fn reserve(hint: Option<usize>, len: usize) -> Result<usize, Error> {

@@ -41,6 +41,21 @@ fn grow(len: usize) -> Result<usize, Error> {
     }
 }
 
+/// A side mapping for bookkeeping (see `crate::side`): fresh linear
+/// memory, which reads as zeros.
+pub(super) fn side_map(len: usize) -> Result<usize, Error> {
+    grow(len.next_multiple_of(WASM_PAGE))
+}
+
+/// Linear memory cannot shrink: the side mapping is lost to the program,
+/// as freed reservations are.
+///
+/// # Safety
+/// Nothing; unsafe only to match the other platforms.
+pub(super) unsafe fn side_unmap(_addr: usize, _len: usize) -> Result<(), Error> {
+    Ok(())
+}
+
 pub(super) fn reserve(_hint: Option<usize>, len: usize) -> Result<usize, Error> {
     grow(len)
 }

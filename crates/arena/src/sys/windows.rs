@@ -55,9 +55,30 @@ fn alloc(addr: usize, len: usize, kind: u32) -> *mut c_void {
         with_exposed_provenance(addr)
     };
     // SAFETY:
-    // - `MEM_RESERVE` only takes address space no one uses; `MEM_COMMIT` is
-    //   only passed for ranges of our own reservations (module docs).
+    // - `MEM_RESERVE` (alone or with `MEM_COMMIT`) only takes address space
+    //   no one uses; `MEM_COMMIT` alone is only passed for ranges of our own
+    //   reservations (module docs).
     unsafe { VirtualAlloc(at, len, kind, PAGE_READWRITE) }
+}
+
+/// A zeroed read-write side mapping for bookkeeping (see `crate::side`):
+/// reserved and committed at once; untouched pages still use no memory.
+pub(super) fn side_map(len: usize) -> Result<usize, Error> {
+    let p = alloc(0, len, MEM_RESERVE | MEM_COMMIT);
+    if p.is_null() {
+        return Err(last_err("VirtualAlloc"));
+    }
+    Ok(p.expose_provenance())
+}
+
+/// Releases a side mapping.
+///
+/// # Safety
+/// The range must be one whole side mapping made by [`side_map`] that
+/// nothing uses any more.
+pub(super) unsafe fn side_unmap(addr: usize, _len: usize) -> Result<(), Error> {
+    // SAFETY: forwarded from the caller; `addr` is its allocation base.
+    unsafe { free(addr, 0) }
 }
 
 pub(super) fn reserve(hint: Option<usize>, len: usize) -> Result<usize, Error> {
