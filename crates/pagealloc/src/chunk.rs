@@ -56,9 +56,8 @@ impl PageBits {
     ///
     /// A word pass finds the start and end runs and every run that crosses
     /// a word boundary. Runs inside a single word can only beat that if it
-    /// is below 62 pages; those are found bit-parallel: every gap shorter
-    /// than the best so far is filled in O(log) shift-or steps, and whatever
-    /// gap survives is a new best, measured directly.
+    /// is below 62 pages; those are measured for all eight words at once,
+    /// bit-parallel and without data-dependent branches per word.
     pub fn summarize(&self) -> SumFields {
         let words = &self.0;
         let mut start = None;
@@ -92,13 +91,118 @@ impl PageBits {
                 end,
             };
         }
-        for &w in words {
-            best = widest_inner_gap(w, best);
-        }
         SumFields {
             start,
-            max: best,
+            max: best.max(widest_inner_gap_any(words)),
             end,
+        }
+    }
+
+    /// The free run around the pages `[lo, hi)`, ignoring their own bits:
+    /// `(a, b)` with `a` one past the last allocated page below `lo` (0 if
+    /// none) and `b` the first allocated page at or after `hi` (512 if
+    /// none).
+    ///
+    /// # Panics
+    ///
+    /// If `lo > hi` or `hi > 512`.
+    #[inline]
+    pub fn run_bounds(&self, lo: usize, hi: usize) -> (usize, usize) {
+        assert!(lo <= hi && hi <= CHUNK_PAGES, "bad page range");
+        let words = &self.0;
+        // Downwards from `lo`: the highest allocated page below it.
+        let mut a = 0;
+        let mut k = lo / 64;
+        let mut below = if k < CHUNK_WORDS {
+            words[k] & crate::bits::low_mask((lo % 64) as u32)
+        } else {
+            0
+        };
+        loop {
+            if below != 0 {
+                a = k * 64 + 64 - below.leading_zeros() as usize;
+                break;
+            }
+            if k == 0 {
+                break;
+            }
+            k -= 1;
+            below = words[k];
+        }
+        // Upwards from `hi`: the lowest allocated page at or above it.
+        let mut b = CHUNK_PAGES;
+        let mut k = hi / 64;
+        if k < CHUNK_WORDS {
+            let mut above = words[k] & !crate::bits::low_mask((hi % 64) as u32);
+            loop {
+                if above != 0 {
+                    b = k * 64 + above.trailing_zeros() as usize;
+                    break;
+                }
+                k += 1;
+                if k == CHUNK_WORDS {
+                    break;
+                }
+                above = words[k];
+            }
+        }
+        (a, b)
+    }
+
+    /// The summary after the pages `[i, i + n)` were freed (whatever they
+    /// were before), given `old`, the summary before. Equals
+    /// [`PageBits::summarize`] but only looks at the free run the pages
+    /// now belong to: that run is the only one that changed, and every
+    /// run it swallowed was no longer than it.
+    ///
+    /// # Panics
+    ///
+    /// If the range does not fit in the chunk.
+    #[inline]
+    pub fn summarize_after_free(&self, old: SumFields, i: usize, n: usize) -> SumFields {
+        let (a, b) = self.run_bounds(i, i + n);
+        debug_assert!(
+            (i..i + n).all(|p| !self.get(p)),
+            "summarize_after_free of allocated pages"
+        );
+        SumFields {
+            start: if a == 0 { b } else { old.start },
+            max: old.max.max(b - a),
+            end: if b == CHUNK_PAGES {
+                CHUNK_PAGES - a
+            } else {
+                old.end
+            },
+        }
+    }
+
+    /// The summary after the free pages `[i, i + n)` were allocated, given
+    /// `old`, the summary before. Equals [`PageBits::summarize`]. Only the
+    /// free run the pages were cut from changed; unless that run was the
+    /// chunk's longest, the longest run is still `old.max` and no search is
+    /// needed. Otherwise the whole bitmap is summarized.
+    ///
+    /// # Panics
+    ///
+    /// If the range does not fit in the chunk.
+    #[inline]
+    pub fn summarize_after_alloc(&self, old: SumFields, i: usize, n: usize) -> SumFields {
+        let (a, b) = self.run_bounds(i, i + n);
+        debug_assert!(
+            (i..i + n).all(|p| self.get(p)),
+            "summarize_after_alloc of free pages"
+        );
+        if b - a >= old.max {
+            return self.summarize();
+        }
+        SumFields {
+            start: if a == 0 { i } else { old.start },
+            max: old.max,
+            end: if b == CHUNK_PAGES {
+                CHUNK_PAGES - (i + n)
+            } else {
+                old.end
+            },
         }
     }
 
@@ -191,49 +295,52 @@ impl PageBits {
     }
 }
 
-/// The longer of `best` and the longest free gap strictly inside `w` (zeros
-/// with a one on both sides), measured only if it exceeds `best`.
+/// The longest free gap strictly inside one of `words` (zeros with a one on
+/// both sides in the same word), 0 if there is none.
+///
+/// All eight words go through the same steps at once, without branching on
+/// any one word, so the loops vectorize: each word's inner zeros are marked
+/// as ones, runs of at least 1, 2, 4, ... marked bits are found by
+/// `c & (c >> s)` doubling (a bit survives where a run of the doubled length
+/// starts), and the longest length is then pinned down bit by bit from the
+/// top, as a binary search shared by all words.
 #[inline]
-fn widest_inner_gap(w: u64, mut best: usize) -> usize {
-    // Trailing zeros belong to a run already counted by the word pass; drop
-    // them so bit 0 is set. Zeros above the top one likewise are not inner;
-    // `x & (x + 1) == 0` tests "no zero below the top one".
-    let mut x = w >> (w.trailing_zeros() & 63);
-    let only_ones_below_top = |x: u64| x & x.wrapping_add(1) == 0;
-    if only_ones_below_top(x) {
-        return best;
+fn widest_inner_gap_any(words: &[u64; CHUNK_WORDS]) -> usize {
+    let any = |c: &[u64; CHUNK_WORDS]| c.iter().fold(0, |acc, &x| acc | x) != 0;
+    let inner = words.map(|w| {
+        // Zero for w == 0 on both sides: such a word has no inner zeros.
+        let above_lowest_one = !(w ^ w.wrapping_sub(1));
+        let below_highest_one = u64::MAX.checked_shr(w.leading_zeros()).unwrap_or(0) >> 1;
+        !w & above_lowest_one & below_highest_one
+    });
+    if !any(&inner) {
+        return 0;
     }
-    // Zeros still to be filled at the top of every gap; once `best` of them
-    // are gone, a surviving gap was longer than `best`.
-    let mut left = best;
-    // Every run of ones with a gap below it is at least `ones` long, so
-    // x |= x >> s for s <= ones fills exactly s zeros (or the whole gap)
-    // below each run. Each such fill lengthens those runs by s (or merges
-    // them with the run below), so `ones` grows by s; it doubles only when
-    // s == ones, and it carries over to the next round.
-    let mut ones = 1;
-    loop {
-        while left > 0 {
-            let s = left.min(ones);
-            x |= x >> s; // s <= best < 62
-            if only_ones_below_top(x) {
-                return best;
-            }
-            left -= s;
-            ones += s;
+    // `y`: the bits starting a run of at least 2^top inner zeros. An inner
+    // gap is at most 62 long, so 2^5 is the longest power that can occur.
+    let mut y = inner;
+    let mut top = 0;
+    while top < 5 {
+        let next = y.map(|x| x & (x >> (1 << top)));
+        if !any(&next) {
+            break;
         }
-        // The lowest surviving gap has `best` fewer zeros than it had: skip
-        // the ones below it, measure it, and drop it too.
-        x >>= (!x).trailing_zeros(); // < 64: x has an inner zero
-        let gap = x.trailing_zeros(); // < 64: x has a one above the gap
-        x >>= gap;
-        best += gap as usize;
-        if only_ones_below_top(x) {
-            return best;
-        }
-        // The other gaps have to be longer than the new best.
-        left = gap as usize;
+        y = next;
+        top += 1;
     }
+    // Some run is at least `len` long and none twice that; try to lengthen
+    // it by each smaller power. `x & (x >> s)` with `s <= len` joins two
+    // overlapping runs of `len` into one of `len + s`.
+    let mut len = 1 << top;
+    for j in (0..top).rev() {
+        let s = 1 << j;
+        let t = y.map(|x| x & (x >> s));
+        if any(&t) {
+            y = t;
+            len += s;
+        }
+    }
+    len
 }
 
 impl ChunkData {

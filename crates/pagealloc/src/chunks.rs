@@ -259,6 +259,17 @@ impl<G: Geometry> ChunkMap<G> {
         None
     }
 
+    /// The first level's reservation as `(address, bytes)`.
+    pub fn l1_region(&self) -> (usize, usize) {
+        (self.l1.addr, self.l1.len)
+    }
+
+    /// The address of the second-level block holding chunk `ci`, or 0 if
+    /// it has none.
+    pub fn block_addr(&self, ci: usize) -> usize {
+        self.block(ci)
+    }
+
     /// The number of second-level blocks allocated.
     pub fn blocks(&self) -> usize {
         self.blocks

@@ -179,6 +179,25 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
         (self.pa.chunks.blocks(), self.pa.chunks.block_bytes())
     }
 
+    /// The chunk map's reservations as `(address, bytes)`: its first level,
+    /// then, ascending, each second-level block holding a grown chunk.
+    /// Reads only first-level entries of grown chunks.
+    pub fn chunk_map_regions(&self) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let chunks = &self.pa.chunks;
+        let per_block = G::CHUNKS_L2_BITS;
+        let blocks = self.pa.in_use.iter().flat_map(move |r| {
+            let lo = to_off::<G>(r.base) >> G::LOG_CHUNK_BYTES;
+            let hi = to_off::<G>(r.limit) >> G::LOG_CHUNK_BYTES;
+            (lo >> per_block)..=((hi - 1) >> per_block)
+        });
+        // Neighbouring ranges may share a block: skip repeats.
+        let mut last = None;
+        let blocks = blocks.filter(move |&b| last.replace(b) != Some(b));
+        let block_bytes = chunks.block_bytes();
+        core::iter::once(chunks.l1_region())
+            .chain(blocks.map(move |b| (chunks.block_addr(b << per_block), block_bytes)))
+    }
+
     /// The scavenger's minimum run (and alignment) and huge-page run, in
     /// pages (0: no huge-page rule).
     pub fn scavenge_params(&self) -> (usize, usize) {

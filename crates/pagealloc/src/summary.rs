@@ -129,6 +129,54 @@ impl Summary {
         Self::pack::<G>(start, max, end)
     }
 
+    /// [`Summary::merge`] of a block of eight siblings below the root level,
+    /// the tree update's case. Such summaries never carry the all-free flag
+    /// (a region below the root has fewer than `MAX_PACKED` pages), so
+    /// their fields are read with plain shifts, and the fixed count lets
+    /// the loop unroll into branch-free selects.
+    ///
+    /// # Panics
+    ///
+    /// If `children` is not eight summaries.
+    #[inline]
+    pub(crate) fn merge_block<G: Geometry>(
+        children: &[Summary],
+        log_pages_per_child: u32,
+    ) -> Summary {
+        let children: &[Summary; 8] = children.try_into().expect("a block is eight summaries");
+        crate::geometry::check::<G>();
+        debug_assert!(
+            log_pages_per_child < G::LOG_MAX_PACKED,
+            "merge_block of root-level summaries"
+        );
+        let w = G::LOG_MAX_PACKED;
+        let mask = G::MAX_PACKED as u64 - 1;
+        let child_pages = 1u64 << log_pages_per_child;
+        let fields = |s: Summary| {
+            debug_assert!(s.0 & ALL_FREE == 0, "flagged summary below the root");
+            (s.0 & mask, (s.0 >> w) & mask, (s.0 >> (2 * w)) & mask)
+        };
+        let (mut start, mut max, mut end) = fields(children[0]);
+        let mut all_free = start == child_pages;
+        for &child in &children[1..] {
+            let (cs, cm, ce) = fields(child);
+            if all_free {
+                start += cs;
+            }
+            all_free &= cs == child_pages;
+            max = max.max(end + cs).max(cm);
+            end = if ce == child_pages {
+                end + child_pages
+            } else {
+                ce
+            };
+        }
+        if max == G::MAX_PACKED as u64 {
+            return Summary(ALL_FREE);
+        }
+        Summary(start | (max << w) | (end << (2 * w)))
+    }
+
     /// Field `k` (0 = start, 1 = max, 2 = end).
     #[inline]
     fn field<G: Geometry>(self, k: u32) -> usize {

@@ -283,6 +283,23 @@ fn skip_full(s: &[Summary]) -> Option<usize> {
     s[k..].iter().position(|x| x.0 != 0).map(|p| k + p)
 }
 
+/// Whether a child summary's change from `old` to `new` leaves its parent,
+/// currently `parent` (the merge of the children before the change), as it
+/// is. True when the child's start and end runs stayed the same, since the
+/// parent's start, end and runs across children depend on nothing else,
+/// and the parent's longest run is not affected: either it was longer than
+/// the child's old longest run, so it came from elsewhere, and the new one
+/// does not exceed it, or the child's longest run only grew, up to it.
+#[inline]
+fn child_change_hidden<G: Geometry>(old: Summary, new: Summary, parent: Summary) -> bool {
+    let (old, new) = (old.unpack::<G>(), new.unpack::<G>());
+    let pmax = parent.max::<G>();
+    old.start == new.start
+        && old.end == new.end
+        && new.max <= pmax
+        && (old.max < pmax || new.max >= old.max)
+}
+
 /// An inclusive offset window known to contain the heap's first free page,
 /// narrowed during the search. Go calls this `firstFree`.
 #[derive(Clone, Copy)]
@@ -352,24 +369,58 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         Summary::pack::<G>(f.start, f.max, f.end)
     }
 
+    /// The leaf summary of chunk `ci` after its pages `[i, i + n)` all
+    /// changed the same way (allocated if `alloc`, else freed), from `old`,
+    /// the leaf before. Equal to [`PageAlloc::chunk_summary`], usually
+    /// without summarizing the whole bitmap.
+    #[inline]
+    fn chunk_summary_after(
+        &self,
+        ci: usize,
+        old: Summary,
+        i: usize,
+        n: usize,
+        alloc: bool,
+    ) -> Summary {
+        let bits = &self.chunks.get(ci).alloc;
+        let old = old.unpack::<G>();
+        let f = if alloc {
+            bits.summarize_after_alloc(old, i, n)
+        } else {
+            bits.summarize_after_free(old, i, n)
+        };
+        debug_assert_eq!(f, bits.summarize(), "incremental summary of chunk {ci}");
+        Summary::pack::<G>(f.start, f.max, f.end)
+    }
+
     /// Brings the summaries over `npages` pages at offset `base` up to date
     /// after their bitmaps changed. `contig` says the whole range changed
     /// the same way (all allocated if `alloc`, else all freed), so the
-    /// chunks strictly inside it need no summarizing. Stops climbing as soon
-    /// as a level did not change. Go calls this `update`.
+    /// chunks strictly inside it need no summarizing and the end chunks
+    /// only need their changed run looked at. Stops climbing as soon as a
+    /// level did not change. Go calls this `update`.
     pub(crate) fn update(&mut self, base: usize, npages: usize, contig: bool, alloc: bool) {
         let leaf = G::SUMMARY_LEVELS - 1;
         let limit = base + npages * G::PAGE_BYTES - 1; // inclusive
         let sc = base >> G::LOG_CHUNK_BYTES;
         let ec = limit >> G::LOG_CHUNK_BYTES;
+        let first = (base >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
         if sc == ec {
-            let s = self.chunk_summary(sc);
-            if self.sum(leaf, sc) == s {
-                return;
+            let old = self.sum(leaf, sc);
+            let s = if contig {
+                self.chunk_summary_after(sc, old, first, npages, alloc)
+            } else {
+                self.chunk_summary(sc)
+            };
+            if old != s {
+                self.tree.set(leaf, sc, s);
+                self.climb(sc, old, s);
             }
-            self.tree.set(leaf, sc, s);
-        } else if contig {
-            let s = self.chunk_summary(sc);
+            return;
+        }
+        if contig {
+            let old = self.sum(leaf, sc);
+            let s = self.chunk_summary_after(sc, old, first, G::CHUNK_PAGES - first, alloc);
             self.tree.set(leaf, sc, s);
             let mid = if alloc {
                 Summary::FULL
@@ -379,7 +430,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             for ci in sc + 1..ec {
                 self.tree.set(leaf, ci, mid);
             }
-            let s = self.chunk_summary(ec);
+            let last = (limit >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
+            let old = self.sum(leaf, ec);
+            let s = self.chunk_summary_after(ec, old, 0, last + 1, alloc);
             self.tree.set(leaf, ec, s);
         } else {
             for ci in sc..=ec {
@@ -392,7 +445,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             let (lo, hi) = summary_range::<G>(l, base, limit + 1);
             let mut changed = false;
             for i in lo..hi {
-                let s = Summary::merge::<G>(self.sum_children(l, i), log_child_pages);
+                let s = Summary::merge_block::<G>(self.sum_children(l, i), log_child_pages);
                 if self.sum(l, i) != s {
                     self.tree.set(l, i, s);
                     changed = true;
@@ -401,6 +454,28 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             if !changed {
                 return;
             }
+        }
+    }
+
+    /// Brings the levels above the leaves up to date after leaf summary
+    /// `ci` alone changed from `old` to `new`. Each parent is only merged
+    /// again when the child's change can alter it, and the climb stops at
+    /// the first parent that stays the same.
+    #[inline]
+    fn climb(&mut self, ci: usize, mut old: Summary, mut new: Summary) {
+        let mut i = ci;
+        for l in (0..G::SUMMARY_LEVELS - 1).rev() {
+            let p = i >> G::SUMMARY_LEVEL_BITS;
+            let parent = self.sum(l, p);
+            if child_change_hidden::<G>(old, new, parent) {
+                return;
+            }
+            let s = Summary::merge_block::<G>(self.sum_children(l, p), G::level_log_pages(l + 1));
+            if s == parent {
+                return;
+            }
+            self.tree.set(l, p, s);
+            (old, new, i) = (parent, s, p);
         }
     }
 
@@ -427,6 +502,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     ///
     /// If the summaries contradict each other or the bitmaps (a bug).
     pub(crate) fn find(&self, npages: usize) -> (Option<usize>, usize) {
+        if self.end == 0 {
+            return (None, crate::max_off::<G>());
+        }
         let mut i = 0usize;
         let mut first = Window {
             base: 0,
@@ -455,14 +533,20 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                 "block {i} of level {l} is not in use"
             );
             let block = self.tree.block(l, i, entries);
+            // Entries above the highest chunk ever grown are full: stop
+            // there (at the root that saves scanning thousands of them
+            // when nothing fits). The descent only enters blocks holding
+            // grown chunks, so `top >= i`.
+            let top = ((self.end - 1) << G::LOG_CHUNK_BYTES) >> shift;
+            let used = entries.min((top + 1).saturating_sub(i));
             let mut base = 0usize;
             let mut size = 0usize;
             let mut j = j0;
-            while j < entries {
+            while j < used {
                 if size == 0 {
                     // No run in progress: skip full entries fast (the root
                     // level of an exhausted heap is thousands of them).
-                    match skip_full(&block[j..]) {
+                    match skip_full(&block[j..used]) {
                         Some(k) => j += k,
                         None => break,
                     }

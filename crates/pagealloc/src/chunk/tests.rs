@@ -511,6 +511,35 @@ proptest! {
     }
 
     #[test]
+    fn prop_run_bounds(b in bitmap(), i in 0..=P, n in 0..=P) {
+        let n = n.min(P - i);
+        let a = (0..i).rev().find(|&p| is_set(&b, p)).map_or(0, |p| p + 1);
+        let e = (i + n..P).find(|&p| is_set(&b, p)).unwrap_or(P);
+        prop_assert_eq!(b.run_bounds(i, i + n), (a, e));
+    }
+
+    #[test]
+    fn prop_summarize_after_free(b in bitmap(), i in 0..P, n in 1..=P) {
+        // Whatever the pages were, freeing them gives the full summary.
+        let n = n.min(P - i);
+        let old = summarize_slow(&b);
+        let mut b = b;
+        b.clear_range(i, n);
+        prop_assert_eq!(b.summarize_after_free(old, i, n), summarize_slow(&b));
+    }
+
+    #[test]
+    fn prop_summarize_after_alloc(b in bitmap(), i in 0..P, n in 1..=P) {
+        // The pages must have been free: clear them first.
+        let n = n.min(P - i);
+        let mut b = b;
+        b.clear_range(i, n);
+        let old = summarize_slow(&b);
+        b.set_range(i, n);
+        prop_assert_eq!(b.summarize_after_alloc(old, i, n), summarize_slow(&b));
+    }
+
+    #[test]
     fn prop_find(b in bitmap(), n in npages(), search_idx in 0..P) {
         // The search assumes every page below the search index is in use.
         let mut b = b;
@@ -543,6 +572,53 @@ proptest! {
             scavenge_candidate_slow(&c, search_idx, min, max, huge)
         );
     }
+}
+
+/// Changing `[i, i + n)` of the chunk with `allocated` set, summarized
+/// incrementally, must give `want`.
+fn check_after(
+    allocated: &[(usize, usize)],
+    i: usize,
+    n: usize,
+    alloc: bool,
+    want: (usize, usize, usize),
+) {
+    let mut b = bits_with(allocated);
+    let old = summarize_slow(&b);
+    let got = if alloc {
+        b.set_range(i, n);
+        b.summarize_after_alloc(old, i, n)
+    } else {
+        b.clear_range(i, n);
+        b.summarize_after_free(old, i, n)
+    };
+    let (start, max, end) = want;
+    assert_eq!(
+        got,
+        SumFields { start, max, end },
+        "{allocated:?} alloc={alloc} [{i}, +{n})"
+    );
+}
+
+#[test]
+fn incremental_summary_cases() {
+    // Freeing joins the run with its free neighbours; start and end runs
+    // follow when the joined run reaches the chunk's ends.
+    check_after(&[(0, 512)], 0, 512, false, (512, 512, 512));
+    check_after(&[(0, 512)], 100, 10, false, (0, 10, 0));
+    check_after(&[(5, 10), (20, 3)], 5, 10, false, (20, 489, 489));
+    check_after(&[(5, 10), (20, 3)], 20, 3, false, (5, 497, 497));
+    check_after(&[(5, 10), (200, 312)], 200, 312, false, (5, 497, 497));
+    check_after(&[(0, 105), (150, 362)], 100, 5, false, (0, 50, 0));
+    // Allocating from a run shorter than the longest keeps the longest.
+    check_after(&[(10, 1)], 0, 4, true, (0, 501, 501));
+    check_after(&[(10, 1), (20, 1)], 12, 3, true, (10, 491, 491));
+    check_after(&[(500, 1)], 505, 7, true, (500, 500, 0));
+    // Allocating from the longest run summarizes anew.
+    check_after(&[(10, 1)], 11, 100, true, (10, 401, 401));
+    check_after(&[(10, 1)], 300, 212, true, (10, 289, 0));
+    check_after(&[], 0, 512, true, (0, 0, 0));
+    check_after(&[(0, 8), (9, 503)], 8, 1, true, (0, 0, 0));
 }
 
 #[test]

@@ -139,6 +139,37 @@ proptest! {
     }
 
     #[test]
+    fn prop_merge_block_matches_merge(
+        log in prop_oneof![Just(9u32), Just(12), Just(15), Just(18)],
+        raw in proptest::collection::vec((0..=4u8, any::<u32>(), any::<u32>(), any::<u32>()), 8),
+    ) {
+        // Eight children of `1 << log` pages each: entirely free, full, or
+        // any consistent (start, max, end); with `log == 18` they are the
+        // root's children, and eight free ones merge into the flag.
+        let pages = 1usize << log;
+        let children: Vec<Summary> = raw
+            .iter()
+            .map(|&(kind, m, s, e)| {
+                let (start, max, end) = match kind {
+                    0 => (pages, pages, pages),
+                    1 => (0, 0, 0),
+                    _ => {
+                        let max = m as usize % pages;
+                        let start = s as usize % (max + 1);
+                        let end = e as usize % (max.min(pages - 1 - start) + 1);
+                        (start, max, end)
+                    }
+                };
+                Summary::pack::<Go64>(start, max, end)
+            })
+            .collect();
+        prop_assert_eq!(
+            Summary::merge_block::<Go64>(&children, log),
+            Summary::merge::<Go64>(&children, log)
+        );
+    }
+
+    #[test]
     fn prop_pack_round_trip(max in 0..(1usize << 21), a in any::<usize>(), b in any::<usize>()) {
         let (start, end) = (a % (max + 1), b % (max + 1));
         let s = Summary::pack::<Go64>(start, max, end);
