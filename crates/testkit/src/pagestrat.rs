@@ -47,7 +47,8 @@ pub enum PageOp {
     GrowRaw {
         /// Byte offset from [`BASE`].
         offset: u64,
-        /// Bytes.
+        /// Bytes; sizes below half the address space are taken modulo 256
+        /// chunks, so that a valid grow stays small enough for the model.
         size: u64,
     },
     /// Allocates `npages` pages (0 is bad input).
@@ -184,7 +185,17 @@ fn resolve(model: &Model, op: &PageOp) -> Request {
             (1 + usize::from(count % 16)) * cb,
         ),
         PageOp::GrowRaw { offset, size } => {
-            Request::Grow(BASE.wrapping_add(wide(offset)), wide(size))
+            // The flat model keeps every grown chunk in memory, so a valid
+            // grow must stay small (here under 256 chunks); sizes in the top
+            // half of the address space stay raw, to keep the overflowing
+            // and out-of-range grows.
+            let size = wide(size);
+            let size = if size > usize::MAX / 2 {
+                size
+            } else {
+                size % (256 * cb)
+            };
+            Request::Grow(BASE.wrapping_add(wide(offset)), size)
         }
         PageOp::Alloc { npages } => Request::Alloc(usize::from(npages)),
         PageOp::AllocHuge { npages } => Request::Alloc(wide(npages)),

@@ -223,3 +223,24 @@ fn differences_are_reported() {
         .expect_err("model has no room");
     assert!(err.to_string().contains("model gave None"), "{err}");
 }
+
+/// Every input the `pagealloc_ops` fuzz target ever failed on, committed
+/// under `fuzz/regressions/pagealloc_ops/`, decoded as the target decodes it
+/// and run through the same comparison.
+#[test]
+fn fuzz_regressions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions/pagealloc_ops");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("regression folder exists") {
+        let path = entry.expect("readable entry").path();
+        let bytes = std::fs::read(&path).expect("readable input");
+        let ops = <Vec<PageOp> as arbitrary::Arbitrary>::arbitrary_take_rest(
+            arbitrary::Unstructured::new(&bytes),
+        )
+        .expect("decodable input");
+        check_ops(&ops).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
+}
