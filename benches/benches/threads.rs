@@ -1,0 +1,70 @@
+//! Whether small allocations serialize: `threads/alloc_1page/<threads>`
+//! times `runtime_heap::Heap::alloc(1)` on 1 and 2 threads at once (the
+//! spans are freed outside the timed part), with the per-thread caches on
+//! and off (`threads/alloc_1page_nocache/<threads>`). Criterion reports time
+//! per allocation across all threads: if allocations did not serialize, two
+//! threads on two cores take about half the time per allocation that one
+//! does.
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use runtime_heap::{Config, Heap};
+
+const PER_THREAD: usize = 4096;
+
+fn run(heap: &Heap, threads: usize) -> Duration {
+    let barrier = Barrier::new(threads);
+    let longest = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut spans = Vec::with_capacity(PER_THREAD);
+                    barrier.wait();
+                    let t = Instant::now();
+                    for _ in 0..PER_THREAD {
+                        spans.push(black_box(heap.alloc(1).expect("alloc")));
+                    }
+                    let took = t.elapsed();
+                    // Frees take the heap lock; keep them out of the other
+                    // thread's timed loop.
+                    barrier.wait();
+                    for s in spans {
+                        heap.free(s).expect("free");
+                    }
+                    heap.flush_thread_cache();
+                    took
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .max()
+            .unwrap_or_default()
+    });
+    longest
+}
+
+fn threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("threads");
+    for (name, cache) in [("alloc_1page", true), ("alloc_1page_nocache", false)] {
+        let config = Config::DEFAULT
+            .with_background_scavenger(false)
+            .with_thread_cache(cache);
+        let heap = Heap::with_config(config).expect("heap");
+        for n in [1usize, 2] {
+            group.throughput(Throughput::Elements((n * PER_THREAD) as u64));
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+                b.iter_custom(|iters| (0..iters).map(|_| run(&heap, n)).sum())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, threads);
+criterion_main!(benches);
