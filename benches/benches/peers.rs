@@ -19,6 +19,17 @@ use pagealloc::{Config, Geometry, Go64, HeapRelease, PageAlloc, PageCache};
 const HEAP_PAGES: usize = 1 << 17; // 1 GiB of 8 KiB pages
 const BASE: usize = 0x00c0_0000_0000;
 
+/// A page allocator over 1 GiB of synthetic heap (pages bookkept only).
+fn fresh_heap() -> PageAlloc<Go64, SystemOs> {
+    let config = Config {
+        heap_release: HeapRelease::Bookkeeping,
+        ..Config::default()
+    };
+    let mut pa = PageAlloc::new(SystemOs::new(), config).expect("new allocator");
+    pa.grow(BASE, HEAP_PAGES * Go64::PAGE_BYTES).expect("grow");
+    pa
+}
+
 fn peers(c: &mut Criterion) {
     let mut group = c.benchmark_group("peers");
     for live in [1_000usize, 10_000] {
@@ -27,13 +38,8 @@ fn peers(c: &mut Criterion) {
         group.throughput(Throughput::Elements(reqs.len() as u64));
 
         group.bench_with_input(BenchmarkId::new("pagealloc", live), &reqs, |b, reqs| {
-            let config = Config {
-                heap_release: HeapRelease::Bookkeeping,
-                ..Config::default()
-            };
             b.iter(|| {
-                let mut pa = PageAlloc::<Go64, _>::new(SystemOs::new(), config).expect("new");
-                pa.grow(BASE, HEAP_PAGES * Go64::PAGE_BYTES).expect("grow");
+                let mut pa = fresh_heap();
                 let mut held = vec![(0usize, 0usize); n_slots];
                 for r in reqs {
                     match *r {
@@ -55,13 +61,8 @@ fn peers(c: &mut Criterion) {
             BenchmarkId::new("pagealloc+cache", live),
             &reqs,
             |b, reqs| {
-                let config = Config {
-                    heap_release: HeapRelease::Bookkeeping,
-                    ..Config::default()
-                };
                 b.iter(|| {
-                    let mut pa = PageAlloc::<Go64, _>::new(SystemOs::new(), config).expect("new");
-                    pa.grow(BASE, HEAP_PAGES * Go64::PAGE_BYTES).expect("grow");
+                    let mut pa = fresh_heap();
                     let mut cache = PageCache::default();
                     let mut held = vec![(0usize, 0usize); n_slots];
                     for r in reqs {
