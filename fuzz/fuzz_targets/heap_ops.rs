@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use runtime_heap::{Config, Heap, SharedOs, Span, PAGE_BYTES};
+use runtime_heap::{Config, Heap, Span, PAGE_BYTES};
 use testkit::sim_os::SimOs;
 
 #[derive(Arbitrary, Debug)]
@@ -54,7 +54,7 @@ fn any_live(live: &BTreeMap<usize, Span>, base: usize, end: usize) -> bool {
         .is_some_and(|(_, s)| s.end() > base)
 }
 
-fn check(heap: &Heap<SharedOs<SimOs>>, os: &SimOs) {
+fn check(heap: &Heap<Arc<SimOs>>, os: &SimOs) {
     let s = heap.stats();
     assert_eq!(
         s.heap_sys,
@@ -71,7 +71,7 @@ fuzz_target!(|ops: Vec<HeapOp>| {
     let config = Config::DEFAULT
         .with_background_scavenger(false)
         .with_arena_bytes(4 << 20);
-    let heap = Heap::with_os(SharedOs::new(Arc::clone(&os)), config).expect("heap");
+    let heap = Heap::with_os(Arc::clone(&os), config).expect("heap");
     let mut live: BTreeMap<usize, Span> = BTreeMap::new();
     let mut freed: Vec<(usize, usize)> = Vec::new();
     let mut anchor = None;

@@ -172,3 +172,62 @@ pub(crate) fn reserve_aligned_by_retry<O: Os + ?Sized>(
     }
     Err(last)
 }
+
+/// One OS object shared by several owners, e.g. a page allocator that owns
+/// its `Os` by value and a heap's lock-free paths that make pages Ready.
+// SAFETY:
+// - Every method forwards to the one `O` behind the `Arc`, which implements
+//   `Os` and keeps its promise: Ready memory stays valid until that object
+//   unuses, faults or frees it, and reads as zero first. The `Arc` adds no
+//   state and makes no call of its own, so whichever clone a call comes
+//   through, the object sees exactly the calls it would see without it.
+#[cfg(feature = "std")]
+unsafe impl<O: Os + ?Sized> Os for std::sync::Arc<O> {
+    fn page_size(&self) -> usize {
+        (**self).page_size()
+    }
+
+    fn huge_page_size(&self) -> Option<usize> {
+        (**self).huge_page_size()
+    }
+
+    fn reserve(&self, hint: Option<usize>, len: usize) -> Result<usize, Error> {
+        (**self).reserve(hint, len)
+    }
+
+    fn reserve_at(&self, addr: usize, len: usize) -> Result<usize, Error> {
+        (**self).reserve_at(addr, len)
+    }
+
+    fn map(&self, addr: usize, len: usize) -> Result<(), Error> {
+        (**self).map(addr, len)
+    }
+
+    fn used(&self, addr: usize, len: usize) -> Result<(), Error> {
+        (**self).used(addr, len)
+    }
+
+    fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
+        (**self).unused(addr, len, mode)
+    }
+
+    fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
+        (**self).fault(addr, len)
+    }
+
+    fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
+        (**self).free(addr, len)
+    }
+
+    fn advise_huge(&self, addr: usize, len: usize, advice: HugeAdvice) -> Result<(), Error> {
+        (**self).advise_huge(addr, len, advice)
+    }
+
+    fn zeroed_after_unused(&self, mode: ReleaseMode) -> bool {
+        (**self).zeroed_after_unused(mode)
+    }
+
+    fn reserve_aligned(&self, len: usize, align: usize) -> Result<usize, Error> {
+        (**self).reserve_aligned(len, align)
+    }
+}

@@ -34,8 +34,7 @@
 //! set go to the fallback too, which is right because only the heap's own
 //! code runs then and it frees only what it allocated there.
 //!
-//! This is the only module of the crate besides `shared_os` that contains
-//! `unsafe` code: the `unsafe impl GlobalAlloc` itself and the zeroing
+//! This is the only module of the crate that contains `unsafe` code: the `unsafe impl GlobalAlloc` itself and the zeroing
 //! write in `alloc_zeroed`.
 #![allow(unsafe_code)]
 

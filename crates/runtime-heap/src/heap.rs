@@ -22,7 +22,7 @@ use arena::{ArenaHints, Os, SideVec, SystemOs};
 use pagealloc::{Allocation, Geometry, HeapRelease, PageAlloc, PageCache};
 
 use crate::cache::{self, CacheOwner, Hits};
-use crate::{Config, Error, HeapStats, SharedOs};
+use crate::{Config, Error, HeapStats};
 
 /// The page allocator geometry of the heap: Go's 64-bit layout (8 KiB
 /// pages, 4 MiB chunks, 48-bit addresses) on 64-bit targets, its 32-bit
@@ -44,7 +44,7 @@ pub const CHUNK_BYTES: usize = HeapGeometry::CHUNK_BYTES;
 pub const CACHE_MAX_PAGES: usize = 16;
 
 /// The page allocator type inside a `Heap<O>`.
-pub type HeapPageAlloc<O> = PageAlloc<HeapGeometry, SharedOs<O>>;
+pub type HeapPageAlloc<O> = PageAlloc<HeapGeometry, Arc<O>>;
 
 /// A run of pages handed out by [`Heap::alloc`]; give it back with
 /// [`Heap::free`].
@@ -229,7 +229,7 @@ impl<O: Os + 'static> Heap<O> {
             c.heap_release = HeapRelease::Os(config.release_mode);
             c
         };
-        let pa = PageAlloc::new(SharedOs(Arc::clone(&os)), pa_config)?;
+        let pa = PageAlloc::new(Arc::clone(&os), pa_config)?;
         let inner = Inner {
             pa,
             hints: ArenaHints::for_target().with_arena_bytes(arena_bytes),

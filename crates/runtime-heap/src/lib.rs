@@ -60,10 +60,10 @@
 //!
 //! # Safety
 //!
-//! The crate denies `unsafe` code except in two modules: the
-//! global-allocator adapter (`unsafe impl GlobalAlloc`) and a forwarding
-//! `unsafe impl Os` that lets the page allocator and the lock-free cache
-//! path share one OS object ([`SharedOs`]).
+//! The crate denies `unsafe` code except in one module, the
+//! global-allocator adapter (`unsafe impl GlobalAlloc`). The page allocator
+//! and the lock-free cache path share one OS object through an `Arc`, which
+//! `arena` implements `Os` for.
 #![deny(unsafe_code)]
 
 mod cache;
@@ -75,7 +75,6 @@ mod heap;
 mod pacing;
 #[cfg(feature = "std")]
 mod scavenger;
-mod shared_os;
 mod stats;
 
 #[cfg(test)]
@@ -86,5 +85,4 @@ pub use config::Config;
 pub use error::Error;
 pub use global::GlobalHeap;
 pub use heap::{Heap, HeapGeometry, HeapPageAlloc, Span, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
-pub use shared_os::SharedOs;
 pub use stats::HeapStats;

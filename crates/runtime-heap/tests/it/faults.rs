@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use runtime_heap::{Heap, SharedOs, Span, PAGE_BYTES};
+use runtime_heap::{Heap, Span, PAGE_BYTES};
 use testkit::sim_os::{Faults, SimOs};
 
 use crate::{check_heap, quiet, shared_memory, SimHeap};
@@ -63,10 +63,7 @@ fn every_fault_point_is_survived() {
     loop {
         let os = Arc::new(SimOs::new());
         os.set_faults(Faults::none().nth_call(k));
-        let heap = match Heap::with_os(
-            SharedOs::new(Arc::clone(&os)),
-            quiet().with_arena_bytes(4 << 20),
-        ) {
+        let heap = match Heap::with_os(Arc::clone(&os), quiet().with_arena_bytes(4 << 20)) {
             Ok(h) => h,
             Err(_) => {
                 // A typed error; nothing may be left reserved.

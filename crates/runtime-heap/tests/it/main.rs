@@ -9,7 +9,7 @@ mod stress;
 
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use runtime_heap::{Config, Heap, SharedOs};
+use runtime_heap::{Config, Heap};
 use testkit::sim_os::SimOs;
 
 /// Tests that measure resident memory take this for writing; every other
@@ -22,7 +22,7 @@ pub fn shared_memory() -> RwLockReadGuard<'static, ()> {
 }
 
 /// A heap over the simulated OS.
-pub type SimHeap = Heap<SharedOs<SimOs>>;
+pub type SimHeap = Heap<Arc<SimOs>>;
 
 /// A heap over a fresh simulated OS with 4 MiB arenas and `config`
 /// otherwise, plus a handle to the OS.
@@ -31,11 +31,8 @@ pub type SimHeap = Heap<SharedOs<SimOs>>;
 /// If the heap cannot be created.
 pub fn sim_heap(config: Config) -> (Arc<SimOs>, SimHeap) {
     let os = Arc::new(SimOs::new());
-    let heap = Heap::with_os(
-        SharedOs::new(Arc::clone(&os)),
-        config.with_arena_bytes(4 << 20),
-    )
-    .expect("heap over the simulated OS");
+    let heap = Heap::with_os(Arc::clone(&os), config.with_arena_bytes(4 << 20))
+        .expect("heap over the simulated OS");
     (os, heap)
 }
 
