@@ -25,17 +25,9 @@ fn range(i: usize) -> AddrRange {
     AddrRange::new(2 * i * ARENA, (2 * i + 1) * ARENA)
 }
 
-/// A seeded xorshift permutation of `0..n`.
+/// The fixed shuffled order of the adds.
 fn shuffled(n: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..n).collect();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in (1..n).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    v
+    testkit::rng::shuffled(n, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Go's layout: a sorted array, binary search, insertion by shifting.

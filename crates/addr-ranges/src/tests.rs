@@ -7,6 +7,8 @@
 
 use alloc::vec::Vec;
 
+use testkit::rng::shuffled;
+
 use crate::{AddrRange, AddrRanges, AddrSpace, Error, Node, SliceStorage, Storage};
 
 fn r(base: usize, limit: usize) -> AddrRange {
@@ -446,19 +448,6 @@ fn clone_into_reuses_or_refuses() {
     let mut fits = AddrRanges::with_storage(AddrSpace::flat(), SliceStorage::new(&mut nodes));
     src.clone_into(&mut fits).unwrap();
     check(&fits, &want);
-}
-
-/// A xorshift permutation of `0..n`, so large tests need no dependency.
-fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..n).collect();
-    let mut x = seed;
-    for i in (1..n).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    v
 }
 
 #[test]

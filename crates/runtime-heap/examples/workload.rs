@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime_heap::{Config, Heap, Span, CHUNK_BYTES, PAGE_BYTES};
+use testkit::rng::XorShift as Rng;
 
 const MIB: usize = 1 << 20;
 
@@ -57,22 +58,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--threads and --live-gib must be positive".into());
     }
     Ok(a)
-}
-
-/// xorshift64: deterministic per thread, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// The size mix: 60% one page, 25% 2–15 pages, 12% 16–127 pages, 3% a
@@ -307,7 +292,7 @@ fn main() {
     let ops = AtomicU64::new(0);
     let t = Instant::now();
     on_threads(&mut lives, |tid, live| {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ (tid as u64 + 1) << 32);
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d ^ (tid as u64 + 1) << 32);
         let mut bytes = 0;
         while bytes < per_thread {
             let s = heap.alloc(span_pages(&mut rng)).expect("alloc");
@@ -333,7 +318,7 @@ fn main() {
     let t = Instant::now();
     let per_thread_ops = args.ops / args.threads as u64;
     on_threads(&mut lives, |tid, live| {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (tid as u64 + 7) << 20);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (tid as u64 + 7) << 20);
         let mut bytes: usize = live.iter().map(Span::len).sum();
         for i in 0..per_thread_ops {
             // Stay within 90-100% of the target: a random walk with 32 MiB
@@ -371,7 +356,7 @@ fn main() {
     let t = Instant::now();
     let freed = AtomicU64::new(0);
     on_threads(&mut lives, |tid, live| {
-        let mut rng = Rng(0x1234_5678_9abc_def1 ^ tid as u64);
+        let mut rng = Rng::new(0x1234_5678_9abc_def1 ^ tid as u64);
         let mut keep = Vec::new();
         for s in live.drain(..) {
             if rng.below(10) == 0 {

@@ -22,6 +22,7 @@ pub mod pagestrat;
 pub mod ranges;
 #[cfg(feature = "pages")]
 pub mod replay;
+pub mod rng;
 #[cfg(feature = "os")]
 pub mod sim_os;
 #[cfg(feature = "pages")]

@@ -9,22 +9,7 @@ use std::sync::{Arc, Mutex};
 use runtime_heap::{Config, Heap, Span};
 
 use crate::shared_memory;
-
-/// A small xorshift generator: deterministic per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use testkit::rng::XorShift as Rng;
 
 /// Mostly one page, a tail of larger spans.
 fn size(rng: &mut Rng) -> usize {
@@ -90,7 +75,7 @@ fn run(threads: usize, total_ops: usize) -> usize {
         .map(|t| {
             let (heap, shadow) = (Arc::clone(&heap), Arc::clone(&shadow));
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
+                let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
                 let mut live: Vec<(Span, u64)> = Vec::new();
                 for op in 0..per_thread {
                     let r = rng.below(1000);
@@ -101,7 +86,7 @@ fn run(threads: usize, total_ops: usize) -> usize {
                     } else if live.len() < 200 && (live.is_empty() || r < 520) {
                         let span = heap.alloc(size(&mut rng)).expect("alloc");
                         claim(&shadow, &span, t);
-                        let v = rng.next();
+                        let v = rng.next_u64();
                         tag(&span, v);
                         live.push((span, v));
                     } else {
