@@ -87,7 +87,9 @@ pub(crate) fn side_map(len: usize) -> Result<usize, Error> {
 /// The range must be one whole mapping made by [`side_map`] that nothing
 /// uses any more.
 pub(crate) unsafe fn side_unmap(addr: usize, len: usize) -> Result<(), Error> {
-    // SAFETY: forwarded from the caller.
+    // SAFETY:
+    // - `imp::side_unmap` asks exactly what this function's caller promised:
+    //   one whole side mapping from `side_map`, no longer used.
     unsafe { imp::side_unmap(addr, len) }
 }
 

@@ -111,7 +111,10 @@ pub(super) fn side_map(len: usize) -> Result<usize, Error> {
 /// The range must be one whole side mapping made by [`side_map`] that
 /// nothing uses any more.
 pub(super) unsafe fn side_unmap(addr: usize, len: usize) -> Result<(), Error> {
-    // SAFETY: forwarded from the caller.
+    // SAFETY:
+    // - The caller promises `addr..addr + len` is one whole side mapping
+    //   that nothing references any more, so unmapping it leaves no
+    //   dangling reference and touches no other mapping.
     unsafe { mm::munmap(ptr(addr), len) }.map_err(|e| os_err("munmap", e))
 }
 
@@ -180,7 +183,10 @@ unsafe fn remap(addr: usize, len: usize, prot: ProtFlags, flags: MapFlags) -> Re
 /// # Safety
 /// See the module docs.
 pub(super) unsafe fn map(addr: usize, len: usize) -> Result<(), Error> {
-    // SAFETY: forwarded from the caller; the pages are Reserved.
+    // SAFETY:
+    // - The caller promises (module docs) that the range lies inside one of
+    //   our reservations and its pages are Reserved: the fixed remap
+    //   replaces only our own PROT_NONE pages, which nothing references.
     unsafe {
         remap(
             addr,
@@ -244,7 +250,10 @@ pub(super) unsafe fn unused(addr: usize, len: usize, mode: ReleaseMode) -> Resul
         }
         let _ = mode;
         // Elsewhere `MADV_DONTNEED` need not zero, so replace the pages.
-        // SAFETY: forwarded from the caller.
+        // SAFETY:
+        // - The caller owns the range (module docs) and gives up its
+        //   contents: replacing it with fresh zero pages at the same address
+        //   invalidates only memory nobody may read any more.
         unsafe {
             remap(
                 addr,
@@ -261,7 +270,10 @@ pub(super) unsafe fn unused(addr: usize, len: usize, mode: ReleaseMode) -> Resul
 /// # Safety
 /// See the module docs; the contents are given up.
 pub(super) unsafe fn fault(addr: usize, len: usize) -> Result<(), Error> {
-    // SAFETY: forwarded from the caller.
+    // SAFETY:
+    // - The caller owns the range (module docs) and gives up its contents:
+    //   turning it back into PROT_NONE pages at the same address affects
+    //   no memory anyone may still use.
     unsafe { remap(addr, len, ProtFlags::empty(), reserve_flags()) }
 }
 

@@ -109,7 +109,9 @@ unsafe fn zero(addr: usize, len: usize) {
 /// See the module docs; the contents are given up.
 pub(super) unsafe fn unused(addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
     if mode == ReleaseMode::DontNeed {
-        // SAFETY: forwarded from the caller.
+        // SAFETY:
+        // - The caller owns the range and gives up its contents (module
+        //   docs), so overwriting it with zeros races with no reader.
         unsafe { zero(addr, len) };
     }
     Ok(())
@@ -118,7 +120,9 @@ pub(super) unsafe fn unused(addr: usize, len: usize, mode: ReleaseMode) -> Resul
 /// # Safety
 /// See the module docs; the contents are given up.
 pub(super) unsafe fn fault(addr: usize, len: usize) -> Result<(), Error> {
-    // SAFETY: forwarded from the caller.
+    // SAFETY:
+    // - The caller owns the range and gives up its contents (module docs),
+    //   so overwriting it with zeros races with no reader.
     unsafe { zero(addr, len) };
     Ok(())
 }

@@ -77,7 +77,10 @@ pub(super) fn side_map(len: usize) -> Result<usize, Error> {
 /// The range must be one whole side mapping made by [`side_map`] that
 /// nothing uses any more.
 pub(super) unsafe fn side_unmap(addr: usize, _len: usize) -> Result<(), Error> {
-    // SAFETY: forwarded from the caller; `addr` is its allocation base.
+    // SAFETY:
+    // - The caller promises a whole side mapping nothing uses any more; a
+    //   side mapping is one VirtualAlloc, so `addr` is its allocation base,
+    //   which is what releasing a whole reservation with `free` requires.
     unsafe { free(addr, 0) }
 }
 
