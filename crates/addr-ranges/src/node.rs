@@ -44,6 +44,12 @@ impl Node {
         self.len as usize
     }
 
+    /// The first slot of a leaf whose base is above `a`.
+    #[inline]
+    pub(crate) fn succ_slot(&self, a: usize) -> usize {
+        self.lo[..self.len()].partition_point(|&b| b <= a)
+    }
+
     /// Inserts a leaf entry at `at`, shifting the ones after it up.
     pub(crate) fn insert_entry(&mut self, at: usize, lo: usize, hi: usize) {
         let n = self.len();

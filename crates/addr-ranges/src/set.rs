@@ -8,6 +8,12 @@
 //! is always in the same leaf, which keeps `add` to one descent plus, at a
 //! leaf's end, one step to the next leaf.
 //!
+//! The root leaf of a small set lives inline in the set itself, not in the
+//! storage: a set of up to 32 ranges allocates nothing and every operation
+//! on it is one binary search over one sorted array, the layout it replaces
+//! costs at least that much. The first split moves that leaf into the
+//! storage and the tree grows from there.
+//!
 //! Removals unlink nodes that become empty but never merge half-empty ones:
 //! the tree's height is bounded by the largest size it ever reached, which
 //! keeps every operation logarithmic without the code of a full rebalance.
@@ -23,13 +29,17 @@ use crate::{AddrRange, AddrSpace, Error};
 /// "No node": an empty tree's root and the end of the free list.
 const NONE: u32 = u32::MAX;
 
+/// The root leaf kept inline in [`Tree::inline`] rather than in the storage.
+const INLINE: u32 = u32::MAX - 1;
+
 /// Tree levels a path can record, leaf included. Growing a tree to this
 /// height takes more than `16^14` additions, so the limit is never reached
 /// in practice; it is still checked.
 const MAX_LEVELS: usize = 16;
 
-/// Largest node count: node indices are `u32` and `NONE` is reserved.
-const MAX_NODES: usize = NONE as usize;
+/// Largest node count: node indices are `u32`, and `NONE` and `INLINE` are
+/// reserved.
+const MAX_NODES: usize = INLINE as usize;
 
 /// A sorted, disjoint, coalesced set of address ranges in offset order.
 ///
@@ -54,6 +64,8 @@ pub struct AddrRanges<S: Storage> {
 struct Tree<S> {
     space: AddrSpace,
     storage: S,
+    /// The root while it is a leaf that has never split: `root == INLINE`.
+    inline: Node,
     root: u32,
     /// Internal levels above the leaves; a lone leaf root has height 0.
     height: usize,
@@ -105,6 +117,7 @@ impl<S: Storage> AddrRanges<S> {
             inner: Tree {
                 space,
                 storage,
+                inline: Node::EMPTY,
                 root: NONE,
                 height: 0,
                 len: 0,
@@ -174,7 +187,11 @@ impl<S: Storage> AddrRanges<S> {
         if t.root == NONE {
             return 0;
         }
-        t.rank(&t.descend(t.space.to_offset(addr)))
+        let a = t.space.to_offset(addr);
+        if t.height == 0 {
+            return t.node(t.root).succ_slot(a);
+        }
+        t.deep_rank(a)
     }
 
     /// The smallest address in the set that is at or above `addr` in offset
@@ -191,7 +208,13 @@ impl<S: Storage> AddrRanges<S> {
     /// Whether some range contains `addr`.
     #[must_use]
     pub fn contains(&self, addr: usize) -> bool {
-        self.range_containing(addr).is_some()
+        let t = &self.inner;
+        if t.root == NONE {
+            return false;
+        }
+        let a = t.space.to_offset(addr);
+        let (leaf, p) = t.leaf_slot(a);
+        p > 0 && a < leaf.hi[p - 1]
     }
 
     /// The range containing `addr`, if any.
@@ -202,9 +225,7 @@ impl<S: Storage> AddrRanges<S> {
             return None;
         }
         let a = t.space.to_offset(addr);
-        let path = t.descend(a);
-        let p = path.slot(t.height);
-        let leaf = t.node(path.node[t.height]);
+        let (leaf, p) = t.leaf_slot(a);
         (p > 0 && a < leaf.hi[p - 1]).then(|| t.space.range(leaf.lo[p - 1], leaf.hi[p - 1]))
     }
 
@@ -320,6 +341,7 @@ impl<S: Storage> AddrRanges<S> {
         let (src, dst) = (&self.inner, &mut other.inner);
         dst.storage.try_grow(src.used)?;
         dst.storage.nodes_mut()[..src.used].copy_from_slice(&src.storage.nodes()[..src.used]);
+        dst.inline = src.inline;
         dst.space = src.space;
         dst.root = src.root;
         dst.height = src.height;
@@ -402,11 +424,19 @@ impl<S: Storage> fmt::Debug for Iter<'_, S> {
 
 impl<S: Storage> Tree<S> {
     fn node(&self, n: u32) -> &Node {
-        &self.storage.nodes()[n as usize]
+        if n == INLINE {
+            &self.inline
+        } else {
+            &self.storage.nodes()[n as usize]
+        }
     }
 
     fn node_mut(&mut self, n: u32) -> &mut Node {
-        &mut self.storage.nodes_mut()[n as usize]
+        if n == INLINE {
+            &mut self.inline
+        } else {
+            &mut self.storage.nodes_mut()[n as usize]
+        }
     }
 
     /// The path to the first leaf slot whose base is above `a`. The tree must
@@ -425,8 +455,36 @@ impl<S: Storage> Tree<S> {
         }
         let leaf = self.node(n);
         path.node[self.height] = n;
-        path.slot[self.height] = leaf.lo[..leaf.len()].partition_point(|&b| b <= a) as u8;
+        path.slot[self.height] = leaf.succ_slot(a) as u8;
         path
+    }
+
+    /// The leaf holding the first slot whose base is above `a`, and that
+    /// slot; with a single leaf, without building a path. The tree must not
+    /// be empty.
+    #[inline]
+    fn leaf_slot(&self, a: usize) -> (&Node, usize) {
+        if self.height == 0 {
+            let leaf = self.node(self.root);
+            (leaf, leaf.succ_slot(a))
+        } else {
+            self.deep_leaf_slot(a)
+        }
+    }
+
+    /// [`Tree::leaf_slot`] below the root. Kept out of line so that the
+    /// single-leaf lookup inlined into callers stays a few instructions.
+    #[inline(never)]
+    fn deep_leaf_slot(&self, a: usize) -> (&Node, usize) {
+        let path = self.descend(a);
+        (self.node(path.node[self.height]), path.slot(self.height))
+    }
+
+    /// The index of the first range whose base is above `a`, in a tree of
+    /// more than one level; out of line as [`Tree::deep_leaf_slot`] is.
+    #[inline(never)]
+    fn deep_rank(&self, a: usize) -> usize {
+        self.rank(&self.descend(a))
     }
 
     /// The index of the range at the path's leaf slot.
@@ -522,6 +580,10 @@ impl<S: Storage> Tree<S> {
     }
 
     fn free_node(&mut self, n: u32) {
+        if n == INLINE {
+            self.inline.len = 0;
+            return;
+        }
         let head = self.free_head;
         let node = self.node_mut(n);
         node.len = 0;
@@ -546,13 +608,15 @@ impl<S: Storage> Tree<S> {
             return Err(Error::EmptyRange { range });
         }
         if self.root == NONE {
-            self.reserve(1)?;
-            let n = self.alloc_node();
-            self.node_mut(n).insert_entry(0, b, l);
-            self.root = n;
+            self.inline.len = 0;
+            self.inline.insert_entry(0, b, l);
+            self.root = INLINE;
             self.height = 0;
             self.len = 1;
             self.total_bytes = l - b;
+            return Ok(());
+        }
+        if self.height == 0 && self.add_to_root_leaf(range, b, l)? {
             return Ok(());
         }
         let h = self.height;
@@ -601,11 +665,50 @@ impl<S: Storage> Tree<S> {
         Ok(())
     }
 
+    /// `add` of the non-empty `[b, l)` when the root is the only leaf: one
+    /// binary search, no path. Returns `Ok(false)`, changing nothing, when
+    /// the range needs a new entry and the leaf is full, so a split is due.
+    fn add_to_root_leaf(&mut self, range: AddrRange, b: usize, l: usize) -> Result<bool, Error> {
+        let space = self.space;
+        let root = self.root;
+        let leaf = self.node_mut(root);
+        let n = leaf.len();
+        let p = leaf.succ_slot(b);
+        let down = p > 0 && leaf.hi[p - 1] == b;
+        if p > 0 && leaf.hi[p - 1] > b {
+            let existing = space.range(leaf.lo[p - 1], leaf.hi[p - 1]);
+            return Err(Error::Overlap { range, existing });
+        }
+        let up = p < n && leaf.lo[p] == l;
+        if p < n && leaf.lo[p] < l {
+            let existing = space.range(leaf.lo[p], leaf.hi[p]);
+            return Err(Error::Overlap { range, existing });
+        }
+        match (down, up) {
+            (true, true) => {
+                // The lower neighbour swallows the upper; at least one
+                // range is left, so the leaf does not empty.
+                leaf.hi[p - 1] = leaf.hi[p];
+                leaf.remove_entry(p);
+                self.len -= 1;
+            }
+            (true, false) => leaf.hi[p - 1] = l,
+            (false, true) => leaf.lo[p] = b,
+            (false, false) if n < CAP => {
+                leaf.insert_entry(p, b, l);
+                self.len += 1;
+            }
+            (false, false) => return Ok(false),
+        }
+        self.total_bytes += l - b;
+        Ok(true)
+    }
+
     /// Inserts the range `[b, l)` at the path's leaf slot, splitting full
     /// nodes on the way up.
     fn insert_at(&mut self, path: &Path, b: usize, l: usize) -> Result<(), Error> {
         let h = self.height;
-        let leaf_n = path.node[h];
+        let mut leaf_n = path.node[h];
         let p = path.slot(h);
         if self.node(leaf_n).len() < CAP {
             self.node_mut(leaf_n).insert_entry(p, b, l);
@@ -622,7 +725,17 @@ impl<S: Storage> Tree<S> {
         if h + 1 >= MAX_LEVELS {
             return Err(Error::OutOfStorage { nodes: MAX_NODES });
         }
-        self.reserve(h + 2)?;
+        if leaf_n == INLINE {
+            // The inline root's first split: it moves into the storage, and
+            // the split then needs a right half and a new root.
+            self.reserve(3)?;
+            leaf_n = self.alloc_node();
+            *self.node_mut(leaf_n) = self.inline;
+            self.inline.len = 0;
+            self.root = leaf_n;
+        } else {
+            self.reserve(h + 2)?;
+        }
         let right_n = self.alloc_node();
         let (mut left_min, mut left_count, mut carry) = {
             let nodes = self.storage.nodes_mut();
@@ -858,6 +971,13 @@ impl<S: Storage> Tree<S> {
         let mut last_limit = None;
         let mut bytes = 0;
         let mut nodes = 0;
+        if self.root == INLINE {
+            assert_eq!(self.height, 0, "an inline root is a leaf");
+        }
+        assert!(
+            self.root == INLINE || self.inline.len == 0,
+            "an inline leaf that is not the root"
+        );
         let (count, _) = self.validate_node(
             self.root,
             self.height,
@@ -888,7 +1008,7 @@ impl<S: Storage> Tree<S> {
         nodes: &mut usize,
     ) -> (usize, usize) {
         let node = self.node(n);
-        *nodes += 1;
+        *nodes += usize::from(n != INLINE);
         assert!(node.len() > 0 && node.len() <= CAP, "node length");
         if levels == 0 {
             for j in 0..node.len() {

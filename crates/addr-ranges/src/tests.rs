@@ -423,6 +423,64 @@ fn fixed_storage_runs_out_cleanly() {
 }
 
 #[test]
+fn small_sets_need_no_storage() {
+    // The root leaf lives in the set itself: 32 ranges fit in no storage at
+    // all, and coalescing, lookups and removals work there too.
+    let mut set = AddrRanges::with_storage(AddrSpace::flat(), SliceStorage::new(&mut []));
+    let mut want: Vec<AddrRange> = (0..32).map(|i| r(10 * i, 10 * i + 5)).collect();
+    for &x in want.iter().rev() {
+        set.add(x).unwrap();
+    }
+    check(&set, &want);
+    assert_eq!(set.nodes_used(), 0);
+    // The 33rd separate range splits the leaf: it moves into the storage
+    // beside a right half and a new root, three nodes the slice lacks.
+    assert_eq!(
+        set.add(r(1000, 1001)),
+        Err(Error::OutOfStorage { nodes: 3 })
+    );
+    check(&set, &want);
+    set.add(r(5, 10)).unwrap();
+    want[0] = r(0, 15);
+    want.remove(1);
+    check(&set, &want);
+    assert_eq!(set.remove_last(2), r(313, 315));
+    want[30] = r(310, 313);
+    set.remove_greater_equal(102);
+    want.truncate(10);
+    want[9] = r(100, 102);
+    check(&set, &want);
+    while !set.is_empty() {
+        set.remove_last(usize::MAX);
+    }
+    check(&set, &[]);
+    set.add(r(7, 9)).unwrap();
+    check(&set, &[r(7, 9)]);
+}
+
+#[test]
+fn spilled_root_grows_and_shrinks_back() {
+    // Past 32 ranges the inline leaf moves into the storage; removing back
+    // down to one leaf and then to nothing, then refilling, stays valid.
+    let mut nodes = [Node::EMPTY; 3];
+    let mut set = AddrRanges::with_storage(AddrSpace::flat(), SliceStorage::new(&mut nodes));
+    let want: Vec<AddrRange> = (0..40).map(|i| r(10 * i, 10 * i + 5)).collect();
+    for &x in &want {
+        set.add(x).unwrap();
+    }
+    check(&set, &want);
+    assert_eq!(set.nodes_used(), 3);
+    set.remove_greater_equal(100);
+    check(&set, &want[..10]);
+    set.remove_greater_equal(0);
+    check(&set, &[]);
+    for &x in &want {
+        set.add(x).unwrap();
+    }
+    check(&set, &want);
+}
+
+#[test]
 fn clone_into_reuses_or_refuses() {
     let src = set_of(
         x86(),
