@@ -64,7 +64,11 @@
 //! // SAFETY:
 //! // - `commit` made `base..base + 4 * page` Ready, so it is valid for writes.
 //! unsafe { p.write(7) };
-//! res.release(base, 4 * page, ReleaseMode::DontNeed)?; // Ready -> Prepared
+//! // Giving memory back is `unsafe`: the caller promises nothing reads the
+//! // old contents any more.
+//! // SAFETY:
+//! // - The one write above is not read again.
+//! unsafe { res.release(base, 4 * page, ReleaseMode::DontNeed) }?; // Ready -> Prepared
 //! assert_eq!(res.state(base), PageState::Prepared);
 //! assert_eq!(res.stats().ready, 0);
 //! # Ok(())

@@ -48,6 +48,27 @@ pub enum HugeAdvice {
 /// All addresses and lengths must be multiples of [`Os::page_size`], lengths
 /// non-zero; violations are [`Error`]s, never undefined behaviour.
 ///
+/// The operations that take memory away ([`Os::unused`], [`Os::fault`],
+/// [`Os::free`]) are `unsafe fn`: memory made Ready here is what the layers
+/// above keep their metadata and heaps in, so a safe call that unmapped it
+/// could pull memory out from under a live reference. Their callers argue,
+/// in a `// SAFETY:` comment, that nothing live relies on the range. The
+/// operations that only give memory or advice are safe: the worst they can
+/// do to someone else's range is make a later call of theirs fail with an
+/// error.
+///
+/// ```compile_fail,E0133
+/// use arena::{Os, SystemOs};
+///
+/// let os = SystemOs::new();
+/// let page = os.page_size();
+/// let addr = os.reserve(None, page).unwrap();
+/// os.map(addr, page).unwrap();
+/// os.used(addr, page).unwrap();
+/// // Unmapping memory takes an `unsafe` block: this does not compile.
+/// os.fault(addr, page).unwrap();
+/// ```
+///
 /// # Safety
 ///
 /// Implementors promise that once [`Os::map`] followed by [`Os::used`] has
@@ -56,6 +77,8 @@ pub enum HugeAdvice {
 /// contents) until the range is passed to [`Os::unused`], [`Os::fault`] or
 /// [`Os::free`]. Memory made Ready reads as zero the first time. Callers of
 /// the page allocator rely on this to keep metadata in memory they got here.
+/// The safe methods never make Ready memory unreadable or change its
+/// contents.
 pub unsafe trait Os: Send + Sync {
     /// The OS page size: the granularity of every operation.
     fn page_size(&self) -> usize;
@@ -97,13 +120,23 @@ pub unsafe trait Os: Send + Sync {
     ///
     /// # Errors
     /// Not mapped, bad arguments, or the OS refused.
-    fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error>;
+    ///
+    /// # Safety
+    /// Nothing live relies on the contents of the range: no reference into
+    /// it exists, and no code will read it expecting what was written
+    /// before. The caller owns the range (it reserved it through this
+    /// object or was given it by whoever did).
+    unsafe fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error>;
 
     /// Prepared or Ready → Reserved: any access faults from now on.
     ///
     /// # Errors
     /// Not mapped, bad arguments, or the OS refused.
-    fn fault(&self, addr: usize, len: usize) -> Result<(), Error>;
+    ///
+    /// # Safety
+    /// Nothing live relies on the range: no reference or pointer into it
+    /// will be used until it is made Ready again. The caller owns the range.
+    unsafe fn fault(&self, addr: usize, len: usize) -> Result<(), Error>;
 
     /// Any → None: gives the address space back. On systems that release only
     /// whole reservations, `addr..addr + len` must be exactly one reservation.
@@ -113,7 +146,12 @@ pub unsafe trait Os: Send + Sync {
     ///
     /// # Errors
     /// Not reserved, bad arguments, or the OS refused.
-    fn free(&self, addr: usize, len: usize) -> Result<(), Error>;
+    ///
+    /// # Safety
+    /// Nothing live relies on the range: no reference or pointer into it
+    /// will be used again, and no other owner (a [`Reservation`]
+    /// (crate::Reservation), a page allocator) still counts it as its own.
+    unsafe fn free(&self, addr: usize, len: usize) -> Result<(), Error>;
 
     /// Huge-page advice for a mapped range; a hint without a state change.
     ///
@@ -164,7 +202,10 @@ pub(crate) fn reserve_aligned_by_retry<O: Os + ?Sized>(
     for _ in 0..100 {
         let p = os.reserve(None, padded)?;
         let aligned = p.next_multiple_of(align);
-        os.free(p, padded)?;
+        // SAFETY:
+        // - `p..p + padded` was reserved two lines up and never mapped or
+        //   handed to anyone: nothing relies on it.
+        unsafe { os.free(p, padded) }?;
         match os.reserve_at(aligned, len) {
             Err(e @ Error::AddressTaken { .. }) => last = e,
             r => return r,
@@ -207,16 +248,23 @@ unsafe impl<O: Os + ?Sized> Os for std::sync::Arc<O> {
         (**self).used(addr, len)
     }
 
-    fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
-        (**self).unused(addr, len, mode)
+    unsafe fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
+        // SAFETY:
+        // - The caller's promise for this call is the promise the inner call
+        //   needs: the same object, the same range.
+        unsafe { (**self).unused(addr, len, mode) }
     }
 
-    fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
-        (**self).fault(addr, len)
+    unsafe fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
+        // SAFETY:
+        // - As for `unused`: the caller's promise covers the same call.
+        unsafe { (**self).fault(addr, len) }
     }
 
-    fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
-        (**self).free(addr, len)
+    unsafe fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
+        // SAFETY:
+        // - As for `unused`: the caller's promise covers the same call.
+        unsafe { (**self).free(addr, len) }
     }
 
     fn advise_huge(&self, addr: usize, len: usize, advice: HugeAdvice) -> Result<(), Error> {

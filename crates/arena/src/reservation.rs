@@ -16,7 +16,18 @@ use crate::{Error, Op};
 /// Addresses passed to its methods are absolute and must lie inside
 /// `base()..end()`, page-aligned, with a non-zero page-multiple length.
 /// Transitions are checked against [`PageState`]s tracked per page; see the
-/// crate docs for the table.
+/// crate docs for the table. Giving memory back ([`Reservation::release`],
+/// [`Reservation::fault`]) is `unsafe`, as it is on [`Os`]:
+///
+/// ```compile_fail,E0133
+/// use arena::{ReleaseMode, Reservation, SystemOs};
+///
+/// let os = SystemOs::new();
+/// let mut res = Reservation::new(&os, 1 << 20).unwrap();
+/// let base = res.base();
+/// res.commit(base, 4096).unwrap();
+/// res.release(base, 4096, ReleaseMode::DontNeed).unwrap(); // needs `unsafe`
+/// ```
 pub struct Reservation<'a, O: Os> {
     os: &'a O,
     base: usize,
@@ -175,8 +186,23 @@ impl<'a, O: Os> Reservation<'a, O> {
     ///
     /// # Errors
     /// Bad arguments, a page that is not Ready, or the OS refused.
-    pub fn release(&mut self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
-        self.transition(Op::Unused, addr, len, |os| os.unused(addr, len, mode))
+    ///
+    /// # Safety
+    /// Nothing live relies on the contents of the range: no reference into
+    /// it exists and no code will read it expecting what was written before.
+    pub unsafe fn release(
+        &mut self,
+        addr: usize,
+        len: usize,
+        mode: ReleaseMode,
+    ) -> Result<(), Error> {
+        self.transition(Op::Unused, addr, len, |os| {
+            // SAFETY:
+            // - `transition` calls this only for a range inside this
+            //   reservation, which the handle owns.
+            // - The caller promised that nothing relies on its contents.
+            unsafe { os.unused(addr, len, mode) }
+        })
     }
 
     /// Prepared or Ready → Reserved (Go's `sysFault`): any access faults from
@@ -184,8 +210,18 @@ impl<'a, O: Os> Reservation<'a, O> {
     ///
     /// # Errors
     /// Bad arguments, a page that is Reserved, or the OS refused.
-    pub fn fault(&mut self, addr: usize, len: usize) -> Result<(), Error> {
-        self.transition(Op::Fault, addr, len, |os| os.fault(addr, len))
+    ///
+    /// # Safety
+    /// Nothing live relies on the range: no reference or pointer into it
+    /// will be used until it is committed again.
+    pub unsafe fn fault(&mut self, addr: usize, len: usize) -> Result<(), Error> {
+        self.transition(Op::Fault, addr, len, |os| {
+            // SAFETY:
+            // - `transition` calls this only for a range inside this
+            //   reservation, which the handle owns.
+            // - The caller promised that nothing relies on the range.
+            unsafe { os.fault(addr, len) }
+        })
     }
 
     /// Transparent-huge-page advice for a mapped range; states do not change.
@@ -205,8 +241,8 @@ impl<'a, O: Os> Reservation<'a, O> {
     }
 
     /// Gives up ownership without freeing: returns `(base, len)`, which the
-    /// caller must eventually pass to [`Os::free`] (or keep for the life of
-    /// the process). The shared counters keep this reservation's bytes.
+    /// caller must eventually pass to [`Os::free`] (an `unsafe` call) or keep
+    /// for the life of the process. The shared counters keep this reservation's bytes.
     pub fn into_raw_parts(self) -> (usize, usize) {
         let mut this = core::mem::ManuallyDrop::new(self);
         let parts = (this.base, this.len);
@@ -276,7 +312,13 @@ impl<'a, O: Os> Reservation<'a, O> {
 
 impl<O: Os> Drop for Reservation<'_, O> {
     fn drop(&mut self) {
-        let r = self.os.free(self.base, self.len);
+        // SAFETY:
+        // - The handle owns exactly this reservation (made by `new`/`at`/..,
+        //   never given away: `into_raw_parts` skips this drop).
+        // - Going out of scope is the owner's statement that nothing uses
+        //   the range any more; memory in it is reached only through raw
+        //   pointers whose users must not outlive the handle.
+        let r = unsafe { self.os.free(self.base, self.len) };
         debug_assert!(r.is_ok(), "freeing a reservation failed: {r:?}");
         if let Some(s) = self.shared {
             s.add(self.own_delta(-1));

@@ -55,7 +55,10 @@ impl<G: Geometry> ChunkMap<G> {
         let l1_bytes = Self::L1_ENTRIES * size_of::<usize>();
         let l1 = Region::reserve(os, l1_bytes, acct)?;
         if let Err(e) = l1.commit(os, 0, l1.len, acct) {
-            l1.release(os);
+            // SAFETY:
+            // - The region was reserved by this function a moment ago and nothing
+            //   has a pointer into it.
+            unsafe { l1.release(os) };
             acct.reserved -= l1.len;
             return Err(e);
         }
@@ -116,7 +119,10 @@ impl<G: Geometry> ChunkMap<G> {
         }
         let r = Region::reserve(os, self.block_bytes, acct)?;
         if let Err(e) = r.commit(os, 0, r.len, acct) {
-            r.release(os);
+            // SAFETY:
+            // - The region was reserved by this function a moment ago and nothing
+            //   has a pointer into it.
+            unsafe { r.release(os) };
             acct.reserved -= r.len;
             return Err(e);
         }
@@ -276,21 +282,31 @@ impl<G: Geometry> ChunkMap<G> {
     }
 
     /// Gives every block and the first level back to the OS.
-    pub fn release<O: Os>(&mut self, os: &O) {
+    ///
+    /// # Safety
+    /// Nothing reads the map's memory afterwards (no pointer from
+    /// [`ChunkMap::get`] or a block address is used again).
+    pub unsafe fn release<O: Os>(&mut self, os: &O) {
         if self.l1.len == 0 {
             return;
         }
         for i in 0..Self::L1_ENTRIES {
             let b = self.block(i << G::CHUNKS_L2_BITS);
             if b != 0 {
-                Region {
+                let block = Region {
                     addr: b,
                     len: self.block_bytes,
-                }
-                .release(os);
+                };
+                // SAFETY:
+                // - `b` is a block `ensure` reserved whole; the caller
+                //   promised that nothing reads the map any more.
+                unsafe { block.release(os) };
             }
         }
-        self.l1.release(os);
+        // SAFETY:
+        // - The first level was reserved by `new`; the caller promised that
+        //   nothing reads the map any more, and it is forgotten next.
+        unsafe { self.l1.release(os) };
         self.l1 = Region::default();
     }
 }

@@ -136,7 +136,10 @@ impl<G: Geometry> InUse<G> {
         let region = Region::reserve(os, bytes.min(MAX_RESERVATION), acct)?;
         let page = os.page_size();
         if let Err(e) = region.commit(os, 0, page, acct) {
-            region.release(os);
+            // SAFETY:
+            // - The region was reserved by this function a moment ago and nothing
+            //   has a pointer into it.
+            unsafe { region.release(os) };
             acct.reserved -= region.len;
             return Err(e);
         }
@@ -267,12 +270,19 @@ impl<G: Geometry> InUse<G> {
     }
 
     /// Gives the node memory back; the set is empty afterwards.
-    pub fn release<O: Os>(&mut self, os: &O, acct: &mut MetaBytes) {
+    ///
+    /// # Safety
+    /// Nothing reads the node memory afterwards; the set itself forgets it
+    /// here.
+    pub unsafe fn release<O: Os>(&mut self, os: &O, acct: &mut MetaBytes) {
         if self.region.len == 0 {
             return;
         }
         self.set = AddrRanges::with_storage(Self::space(), OsStorage { addr: 0 });
-        self.region.release(os);
+        // SAFETY:
+        // - The set was just replaced by one over no memory, and the caller
+        //   promised that nothing else reads the nodes.
+        unsafe { self.region.release(os) };
         acct.reserved -= self.region.len;
         acct.mapped -= self.committed;
         self.region = Region::default();

@@ -106,15 +106,58 @@ use crate::stats::Counters;
 use crate::tree::Tree;
 
 /// What the scavenger does with the heap pages it releases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum HeapRelease {
-    /// Release them through [`Os::unused`] in this mode. The heap ranges
-    /// must then be memory the allocator's [`Os`] manages.
-    Os(ReleaseMode),
-    /// Only mark them scavenged; make no OS call. For heaps of synthetic
-    /// addresses, such as trace replays.
+    /// Release them through [`Os::unused`]. Only an `unsafe` promise builds
+    /// the [`OsRelease`] this needs: see there.
+    Os(OsRelease),
+    /// Only mark them scavenged; make no OS call (the default). For heaps
+    /// of synthetic addresses, such as trace replays, and for callers that
+    /// release memory themselves.
+    #[default]
     Bookkeeping,
+}
+
+/// Permission for the scavenger to release free heap pages through the
+/// allocator's [`Os`] in a given [`ReleaseMode`]: the payload of
+/// [`HeapRelease::Os`].
+///
+/// [`PageAlloc::grow`] is safe and takes any address range, and releasing a
+/// page zeroes or discards its contents; so the promise that every grown
+/// range is heap memory nobody else relies on is made once, here, by the
+/// code that builds the allocator.
+///
+/// ```compile_fail,E0133
+/// use pagealloc::OsRelease;
+/// // Building the permission takes an `unsafe` block: this does not compile.
+/// let release = OsRelease::new(arena::ReleaseMode::DontNeed);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OsRelease {
+    mode: ReleaseMode,
+}
+
+impl OsRelease {
+    /// The permission to release in `mode`.
+    ///
+    /// # Safety
+    ///
+    /// Every range grown into an allocator configured with this value is
+    /// memory the caller reserved through that allocator's [`Os`] for the
+    /// heap: none of it is the allocator's own metadata or anyone else's
+    /// memory, and while the allocator holds a page free, nothing reads it
+    /// expecting old contents or holds a reference into it.
+    #[must_use]
+    pub const unsafe fn new(mode: ReleaseMode) -> Self {
+        OsRelease { mode }
+    }
+
+    /// The release mode.
+    #[must_use]
+    pub const fn mode(self) -> ReleaseMode {
+        self.mode
+    }
 }
 
 /// Allocator settings. Build one with struct update syntax from
@@ -135,7 +178,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            heap_release: HeapRelease::Os(ReleaseMode::default()),
+            heap_release: HeapRelease::Bookkeeping,
             phys_page_bytes: None,
             huge_page_bytes: None,
         }
@@ -218,15 +261,21 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         let mut chunks = match ChunkMap::new(&os, &mut meta) {
             Ok(c) => c,
             Err(e) => {
-                tree.release(&os, &mut meta);
+                // SAFETY:
+                // - The tree was made above and is dropped unused.
+                unsafe { tree.release(&os, &mut meta) };
                 return Err(e);
             }
         };
         let in_use = match InUse::new(&os, &mut meta) {
             Ok(u) => u,
             Err(e) => {
-                tree.release(&os, &mut meta);
-                chunks.release(&os);
+                // SAFETY:
+                // - Both were made above and are dropped unused.
+                unsafe {
+                    tree.release(&os, &mut meta);
+                    chunks.release(&os);
+                }
                 return Err(e);
             }
         };
@@ -246,17 +295,32 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         })
     }
 
-    /// The OS the allocator gets its metadata from.
-    pub fn os(&self) -> &O {
-        &self.os
+    /// The page size of the allocator's OS. The OS object itself is not
+    /// handed out: the allocator's metadata lives in its memory, and a
+    /// caller who needs the OS keeps a handle of their own (an `Arc<O>`
+    /// implements [`Os`]).
+    ///
+    /// ```compile_fail,E0599
+    /// # fn f(pa: &pagealloc::PageAlloc<pagealloc::Go64, arena::SystemOs>) {
+    /// let os = pa.os(); // no such method
+    /// # }
+    /// ```
+    pub fn os_page_size(&self) -> usize {
+        self.os.page_size()
     }
 }
 
 impl<G: Geometry, O: Os> Drop for PageAlloc<G, O> {
     fn drop(&mut self) {
-        self.in_use.release(&self.os, &mut self.meta);
-        self.chunks.release(&self.os);
-        self.tree.release(&self.os, &mut self.meta);
+        // SAFETY:
+        // - The allocator is going away: no method runs after `drop`, and
+        //   no public method ever handed out a reference into its metadata
+        //   that could outlive the borrow of `self` it came from.
+        unsafe {
+            self.in_use.release(&self.os, &mut self.meta);
+            self.chunks.release(&self.os);
+            self.tree.release(&self.os, &mut self.meta);
+        }
     }
 }
 

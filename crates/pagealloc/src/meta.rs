@@ -77,7 +77,10 @@ impl Region {
         os.map(addr, len)?;
         if let Err(e) = os.used(addr, len) {
             // Best effort: the error being reported is the `used` failure.
-            let _ = os.fault(addr, len);
+            // SAFETY:
+            // - The range was mapped one line up and never became Ready:
+            //   nothing can have stored anything in it.
+            let _ = unsafe { os.fault(addr, len) };
             return Err(e.into());
         }
         acct.mapped += len;
@@ -88,17 +91,31 @@ impl Region {
     /// to roll back a half-done grow. Failure is ignored: the range then stays
     /// committed, which wastes memory but breaks no invariant the allocator
     /// reads.
-    pub fn decommit<O: Os>(self, os: &O, off: usize, len: usize, acct: &mut MetaBytes) {
-        if os.fault(self.addr + off, len).is_ok() {
+    ///
+    /// # Safety
+    /// Nothing reads or writes the range until it is committed again.
+    pub unsafe fn decommit<O: Os>(self, os: &O, off: usize, len: usize, acct: &mut MetaBytes) {
+        // SAFETY:
+        // - The range lies in this region, which the allocator reserved from
+        //   `os` for itself.
+        // - The caller promised that nothing uses it until recommitted.
+        if unsafe { os.fault(self.addr + off, len) }.is_ok() {
             acct.mapped -= len;
         }
     }
 
     /// Gives the whole reservation back. Errors are ignored: this runs on
     /// drop, where nothing better can be done.
-    pub fn release<O: Os>(self, os: &O) {
+    ///
+    /// # Safety
+    /// Nothing uses the region's memory afterwards.
+    pub unsafe fn release<O: Os>(self, os: &O) {
         if self.len != 0 {
-            let _ = os.free(self.addr, self.len);
+            // SAFETY:
+            // - `(addr, len)` is exactly the reservation `reserve` made from
+            //   `os` for the allocator.
+            // - The caller promised that nothing uses it afterwards.
+            let _ = unsafe { os.free(self.addr, self.len) };
         }
     }
 }

@@ -93,7 +93,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             .tree
             .grow(&self.os, off, limit, pred, succ, &mut self.meta)?;
         if let Err(e) = self.in_use.add(&self.os, off, limit, &mut self.meta) {
-            self.tree.undo_grow(&self.os, &done, &mut self.meta);
+            // SAFETY:
+            // - `done` is what the grow just above returned, and the range
+            //   did not enter the in-use set, so no search reads its
+            //   summaries.
+            unsafe { self.tree.undo_grow(&self.os, &done, &mut self.meta) };
             return Err(e);
         }
 

@@ -57,8 +57,15 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             if let Some((start, n)) = found {
                 let off = (ci << G::LOG_CHUNK_BYTES) + (start << G::PAGE_SHIFT);
                 let len = n << G::PAGE_SHIFT;
-                if let HeapRelease::Os(mode) = self.heap_release {
-                    self.os.unused(to_addr::<G>(off), len, mode)?;
+                if let HeapRelease::Os(release) = self.heap_release {
+                    // SAFETY:
+                    // - The run lies in a grown chunk and every page of it is
+                    //   free in the allocation bitmap, so no allocation holds
+                    //   it.
+                    // - Whoever built `release` promised that grown ranges
+                    //   are heap memory from `self.os` and that nothing relies
+                    //   on the contents of free pages.
+                    unsafe { self.os.unused(to_addr::<G>(off), len, release.mode()) }?;
                 }
                 // Go marks the run allocated while the OS call runs, so that
                 // no other thread takes it, frees it afterwards and lowers

@@ -81,7 +81,10 @@ impl<G: Geometry> Tree<G> {
             match Region::reserve(os, G::level_entries(l) * size_of::<Summary>(), acct) {
                 Ok(region) => tree.levels[l].region = region,
                 Err(e) => {
-                    tree.release(os, acct);
+                    // SAFETY:
+                    // - The levels reserved so far are this function's own;
+                    //   nothing was committed in them or points into them.
+                    unsafe { tree.release(os, acct) };
                     return Err(e);
                 }
             }
@@ -145,7 +148,11 @@ impl<G: Geometry> Tree<G> {
             }
             if from < to {
                 if let Err(e) = self.levels[l].region.commit(os, from, to - from, acct) {
-                    self.undo_grow(os, &done, acct);
+                    // SAFETY:
+                    // - `done` holds only ranges this call committed, past
+                    //   what neighbouring grown ranges need, so no summary
+                    //   the allocator reads lies in them.
+                    unsafe { self.undo_grow(os, &done, acct) };
                     return Err(e);
                 }
                 done[l] = (from, to);
@@ -155,10 +162,16 @@ impl<G: Geometry> Tree<G> {
     }
 
     /// Decommits what [`Tree::grow`] committed.
-    pub fn undo_grow<O: Os>(&mut self, os: &O, done: &Committed, acct: &mut MetaBytes) {
+    ///
+    /// # Safety
+    /// `done` is what one `grow` returned, and no summary in it has been
+    /// made reachable (the grow's range was not recorded as in use).
+    pub unsafe fn undo_grow<O: Os>(&mut self, os: &O, done: &Committed, acct: &mut MetaBytes) {
         for (l, &(from, to)) in done.iter().enumerate() {
             if from < to {
-                self.levels[l].region.decommit(os, from, to - from, acct);
+                // SAFETY:
+                // - The caller promised that nothing reads these summaries.
+                unsafe { self.levels[l].region.decommit(os, from, to - from, acct) };
             }
         }
     }
@@ -257,10 +270,16 @@ impl<G: Geometry> Tree<G> {
     }
 
     /// Gives every level's reservation back.
-    pub fn release<O: Os>(&mut self, os: &O, acct: &mut MetaBytes) {
+    ///
+    /// # Safety
+    /// Nothing reads the summaries afterwards.
+    pub unsafe fn release<O: Os>(&mut self, os: &O, acct: &mut MetaBytes) {
         for lv in &mut self.levels {
             if lv.region.len != 0 {
-                lv.region.release(os);
+                // SAFETY:
+                // - The caller promised that nothing reads the summaries; the
+                //   level forgets its region next.
+                unsafe { lv.region.release(os) };
                 acct.reserved -= lv.region.len;
                 *lv = Level::default();
             }

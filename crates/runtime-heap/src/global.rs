@@ -34,8 +34,10 @@
 //! set go to the fallback too, which is right because only the heap's own
 //! code runs then and it frees only what it allocated there.
 //!
-//! This is the only module of the crate that contains `unsafe` code: the `unsafe impl GlobalAlloc` itself and the zeroing
-//! write in `alloc_zeroed`.
+//! The crate's `unsafe` code is here (the `unsafe impl GlobalAlloc`, the
+//! zeroing write in `alloc_zeroed`, rebuilding a span in `dealloc`) and at
+//! the OS door: the heap's promise to the page allocator that it may
+//! release free pages, and the destructive OS calls of growth and drop.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -224,7 +226,11 @@ impl GlobalHeap {
     }
 
     /// Frees a large block; `false` means it was not the heap's.
-    fn dealloc_large(&self, ptr: *mut u8, layout: Layout) -> bool {
+    ///
+    /// # Safety
+    /// As for [`GlobalAlloc::dealloc`]: `ptr` is a live block this
+    /// allocator returned for `layout`, and nothing uses it afterwards.
+    unsafe fn dealloc_large(&self, ptr: *mut u8, layout: Layout) -> bool {
         if mark() != Inside::No {
             return false;
         }
@@ -233,7 +239,11 @@ impl GlobalHeap {
         };
         let n_pages = layout.size().div_ceil(PAGE_BYTES);
         let prev = enter();
-        let r = heap.free(Span::from_raw_parts(ptr.addr(), n_pages));
+        // SAFETY:
+        // - The caller owns the block and gives it up; if the heap has its
+        //   pages allocated, they are exactly the span `alloc_large` made
+        //   for this layout (same size rounding), which no one else holds.
+        let r = heap.free(unsafe { Span::from_raw_parts(ptr.addr(), n_pages) });
         leave(prev);
         match r {
             Ok(()) => true,
@@ -314,7 +324,10 @@ unsafe impl GlobalAlloc for GlobalHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if is_large(layout) && self.dealloc_large(ptr, layout) {
+        // SAFETY:
+        // - The caller's obligations for `dealloc` are the ones
+        //   `dealloc_large` needs.
+        if is_large(layout) && unsafe { self.dealloc_large(ptr, layout) } {
             return;
         }
         // SAFETY:

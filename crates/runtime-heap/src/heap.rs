@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arena::{ArenaHints, Os, SideVec, SystemOs};
-use pagealloc::{Allocation, Geometry, HeapRelease, PageAlloc, PageCache};
+use pagealloc::{Allocation, Geometry, HeapRelease, OsRelease, PageAlloc, PageCache};
 
 use crate::cache::{self, CacheOwner, Hits};
 use crate::{Config, Error, HeapStats};
@@ -63,7 +63,23 @@ impl Span {
     /// Rebuilds a span from its address and length in pages, e.g. in a
     /// global allocator that only gets the pointer back. The heap checks
     /// it on [`Heap::free`] (pages that are not allocated are an error).
-    pub fn from_raw_parts(base: usize, n_pages: usize) -> Span {
+    ///
+    /// ```compile_fail,E0133
+    /// // Forging a span takes an `unsafe` block: this does not compile.
+    /// let span = runtime_heap::Span::from_raw_parts(0x1000_0000, 1);
+    /// ```
+    ///
+    /// # Safety
+    ///
+    /// Freeing the span gives its pages back to the heap, which may hand
+    /// them out again at once. If the pages are allocated, the caller must
+    /// be their owner, giving them up: they came from
+    /// [`Span::into_raw_parts`] of a span of the heap it will be freed to,
+    /// and nothing (no other span, reference or pointer) uses them once
+    /// `free` has accepted it. Pages that are not allocated make `free`
+    /// return an error instead, which is safe.
+    #[allow(unsafe_code)]
+    pub unsafe fn from_raw_parts(base: usize, n_pages: usize) -> Span {
         Span {
             base,
             n_pages,
@@ -114,6 +130,16 @@ impl Span {
 
 /// A thread-safe page heap over the OS abstraction `O`: the real OS by
 /// default, a simulated one in tests. See the [crate documentation](crate).
+///
+/// The heap does not hand out its OS object: the page allocator's metadata
+/// and every arena live in memory it manages. A caller who needs the OS
+/// keeps an `Arc<O>` of their own and passes a clone to [`Heap::with_os`].
+///
+/// ```compile_fail,E0599
+/// # fn f(heap: &runtime_heap::Heap) {
+/// let os = heap.os(); // no such method
+/// # }
+/// ```
 pub struct Heap<O: Os + 'static = SystemOs> {
     shared: Arc<Shared<O>>,
     #[cfg(feature = "std")]
@@ -164,6 +190,9 @@ struct Counters {
 /// The state behind the heap lock.
 struct Inner<O: Os + 'static> {
     pa: HeapPageAlloc<O>,
+    /// The OS the arenas came from (the page allocator holds another
+    /// handle to the same object but does not hand it out).
+    os: Arc<O>,
     hints: ArenaHints,
     /// Reserved address space not yet handed to the page allocator (Go's
     /// `curArena`): `cur_base..cur_end`.
@@ -226,12 +255,23 @@ impl<O: Os + 'static> Heap<O> {
         #[allow(clippy::field_reassign_with_default)]
         let pa_config = {
             let mut c = pagealloc::Config::default();
-            c.heap_release = HeapRelease::Os(config.release_mode);
+            #[allow(unsafe_code)]
+            // SAFETY:
+            // - The heap grows the page allocator only by arenas it reserved
+            //   from this same OS object for the heap (`grow`), never by
+            //   metadata or foreign memory.
+            // - Heap memory is reached only through spans; a page the page
+            //   allocator holds free belongs to no span, so nothing relies on
+            //   its contents (a span is freed only by its owner, and a span
+            //   rebuilt from raw parts carries the same promise).
+            let release = unsafe { OsRelease::new(config.release_mode) };
+            c.heap_release = HeapRelease::Os(release);
             c
         };
         let pa = PageAlloc::new(Arc::clone(&os), pa_config)?;
         let inner = Inner {
             pa,
+            os: Arc::clone(&os),
             hints: ArenaHints::for_target().with_arena_bytes(arena_bytes),
             cur_base: 0,
             cur_end: 0,
@@ -264,11 +304,6 @@ impl<O: Os + 'static> Heap<O> {
             heap.start_scavenger()?;
         }
         Ok(heap)
-    }
-
-    /// The OS the heap works on.
-    pub fn os(&self) -> &O {
-        &self.shared.os
     }
 
     /// The configuration the heap was created with.

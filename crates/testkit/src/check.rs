@@ -208,7 +208,7 @@ pub fn check_summary_memory<G: Geometry, O: Os>(
 ) -> Result<(), CheckError> {
     let view = pa.inspect();
     let in_use = in_use_offsets::<G, O>(pa)?;
-    let page = pa.os().page_size();
+    let page = pa.os_page_size();
     for level in 0..G::SUMMARY_LEVELS {
         let (addr, len) = view.summary_reservation(level);
         let needed = needed_bytes::<G>(level, &in_use, page, len);
@@ -304,7 +304,7 @@ fn check_mapped_bytes<G: Geometry, O: Os>(
     in_use: &[(usize, usize)],
 ) -> Result<(), CheckError> {
     let view = pa.inspect();
-    let page = pa.os().page_size();
+    let page = pa.os_page_size();
     for level in 0..G::SUMMARY_LEVELS {
         let len = view.summary_reservation(level).1;
         let expected = needed_bytes::<G>(level, in_use, page, len);

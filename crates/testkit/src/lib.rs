@@ -7,8 +7,11 @@
 //! - `os`: the simulated OS.
 //! - `pages`: trace reader/replayer, flat page-allocator model, invariant
 //!   checker.
-// `deny`, not `forbid`: the simulated OS's `unsafe impl arena::Os` is the one
-// place allowed to opt out (it contains no unsafe operation).
+// `deny`, not `forbid`: two kinds of item may opt out, each with
+// `#[allow(unsafe_code)]`: the simulated OS's `unsafe impl arena::Os`, and
+// the calls of the destructive `Os` operations (`unused`, `fault`, `free`,
+// all `unsafe fn`) on OS objects whose memory the caller alone owns. Neither
+// dereferences a pointer.
 #![deny(unsafe_code)]
 
 // Each area adds its module here, behind its feature.

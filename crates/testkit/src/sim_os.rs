@@ -23,7 +23,7 @@
 
 mod ops;
 
-pub use ops::{apply, page_states, run, ArenaOp, OpOutcome, Slot, MAX_LIVE, MAX_PAGES};
+pub use ops::{page_states, run, ArenaOp, OpOutcome, Slot, MAX_LIVE, MAX_PAGES};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -641,7 +641,7 @@ unsafe impl Os for SimOs {
         self.transition(Call::Used, Op::Used, addr, len, |_, _, _| {})
     }
 
-    fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
+    unsafe fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
         let page = self.page;
         self.transition(Call::Unused, Op::Unused, addr, len, |r, offset, len| {
             let lazy = mode == ReleaseMode::Free;
@@ -655,7 +655,7 @@ unsafe impl Os for SimOs {
         })
     }
 
-    fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
+    unsafe fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
         let page = self.page;
         self.transition(Call::Fault, Op::Fault, addr, len, |r, offset, len| {
             fill(r, offset, len, 0);
@@ -666,7 +666,7 @@ unsafe impl Os for SimOs {
         })
     }
 
-    fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
+    unsafe fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
         self.call(Call::Free, addr, len, |g, inject| {
             let end = self.check_args(addr, len).map_err(Failure::Rule)?;
             match g.regions.get(&addr) {

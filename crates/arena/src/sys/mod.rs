@@ -320,27 +320,27 @@ unsafe impl Os for SystemOs {
         })
     }
 
-    fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
+    unsafe fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
         self.transition(Op::Unused, addr, len, || {
             // SAFETY:
             // - `transition` checked that the range lies inside a Ready part
-            //   of a reservation of this object; the caller gives its
-            //   contents up by calling `unused`, and the lock is held.
+            //   of a reservation of this object, and the lock is held.
+            // - The caller promised that nothing relies on its contents.
             unsafe { imp::unused(addr, len, mode) }
         })
     }
 
-    fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
+    unsafe fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
         self.transition(Op::Fault, addr, len, || {
             // SAFETY:
             // - `transition` checked that the range lies inside a mapped part
-            //   of a reservation of this object; the caller gives its
-            //   contents up by calling `fault`, and the lock is held.
+            //   of a reservation of this object, and the lock is held.
+            // - The caller promised that nothing relies on the range.
             unsafe { imp::fault(addr, len) }
         })
     }
 
-    fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
+    unsafe fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
         let end = check_range(addr, len, self.page_size())?;
         let mut regions = self.regions.lock();
         let found = last_at_or_below(regions.as_slice(), addr);
@@ -361,7 +361,8 @@ unsafe impl Os for SystemOs {
         };
         // SAFETY:
         // - `addr..addr + len` is exactly one reservation this object made
-        //   (checked above under the lock); the caller gives it up.
+        //   (checked above under the lock).
+        // - The caller promised that nothing relies on it any more.
         unsafe { imp::free(addr, len) }?;
         let mut r = regions.remove(i);
         // SAFETY:

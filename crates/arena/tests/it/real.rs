@@ -116,7 +116,10 @@ fn committing_and_releasing_256_mib_moves_rss() {
     // - `commit` made the whole reservation Ready.
     unsafe { touch(b, len, 1) };
     let r1 = rss();
-    res.release(b, len, ReleaseMode::DontNeed).unwrap();
+    // SAFETY:
+    // - Test memory: nothing reads it after this call until it is
+    //   committed again.
+    unsafe { res.release(b, len, ReleaseMode::DontNeed) }.unwrap();
     let r2 = rss();
     eprintln!("256 MiB: rss {r0} -> touched {r1} -> released {r2} bytes");
     assert!(
@@ -149,7 +152,10 @@ fn madv_free_releases_too() {
     // SAFETY:
     // - `commit` made the whole reservation Ready.
     unsafe { touch(b, len, 1) };
-    res.release(b, len, ReleaseMode::Free).unwrap();
+    // SAFETY:
+    // - Test memory: nothing reads it after this call until it is
+    //   committed again.
+    unsafe { res.release(b, len, ReleaseMode::Free) }.unwrap();
     assert_eq!(res.state(b), PageState::Prepared);
     assert!(!os.zeroed_after_unused(ReleaseMode::Free));
     assert!(os.zeroed_after_unused(ReleaseMode::DontNeed));
@@ -264,19 +270,28 @@ fn system_os_checks_states_itself() {
         Err(Error::InvalidTransition { .. })
     ));
     assert_eq!(
-        os.free(b, page),
+        // SAFETY:
+        // - Test memory: nothing reads it after this call until it is
+        //   committed again.
+        unsafe { os.free(b, page) },
         Err(Error::NotWholeReservation { addr: b, len: page })
     );
     let stack_var = 0u64;
     let foreign = (&raw const stack_var).addr() & !(page - 1);
     assert_eq!(
-        os.free(foreign, page),
+        // SAFETY:
+        // - `foreign` is a stack page this object never reserved, so the
+        //   call is refused before anything is unmapped (what it checks).
+        unsafe { os.free(foreign, page) },
         Err(Error::NotReserved {
             addr: foreign,
             len: page
         })
     );
-    os.free(b, 4 * page).unwrap();
+    // SAFETY:
+    // - Test memory: nothing reads it after this call until it is
+    //   committed again.
+    unsafe { os.free(b, 4 * page) }.unwrap();
     assert_eq!(os.page_state(b), PageState::None);
 }
 
@@ -299,7 +314,10 @@ fn touching_reserved_memory_faults() {
             // SAFETY:
             // - `commit` made the first page Ready.
             unsafe { touch(b, page, 1) };
-            res.fault(b, page).unwrap();
+            // SAFETY:
+            // - Test memory; the one access after this call is the write
+            //   below, which is meant to fault and kill this child process.
+            unsafe { res.fault(b, page) }.unwrap();
         }
         eprintln!("child: touching {what} memory at {b:#x}");
         // SAFETY: none; this write is meant to fault. It cannot corrupt

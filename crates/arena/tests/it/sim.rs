@@ -47,7 +47,10 @@ fn ready_memory_is_usable_and_zeroed() {
             assert_eq!(peek(a), 0x5a);
         }
     }
-    res.release(base, PAGE, ReleaseMode::DontNeed).unwrap();
+    // SAFETY:
+    // - Test memory: nothing reads it after this call until it is
+    //   committed again.
+    unsafe { res.release(base, PAGE, ReleaseMode::DontNeed) }.unwrap();
     res.used(base, PAGE).unwrap();
     // SAFETY:
     // - The first page is Ready again; the others never stopped being.
@@ -76,11 +79,17 @@ fn illegal_transitions_are_typed_errors_before_the_os_sees_them() {
         bad(Op::Used, b + 2 * PAGE, PageState::Reserved)
     );
     assert_eq!(
-        res.release(b, PAGE, ReleaseMode::DontNeed),
+        // SAFETY:
+        // - Test memory: nothing reads it after this call until it is
+        //   committed again.
+        unsafe { res.release(b, PAGE, ReleaseMode::DontNeed) },
         bad(Op::Unused, b, PageState::Prepared)
     );
     assert_eq!(
-        res.fault(b + 3 * PAGE, PAGE),
+        // SAFETY:
+        // - Test memory: nothing reads it after this call until it is
+        //   committed again.
+        unsafe { res.fault(b + 3 * PAGE, PAGE) },
         bad(Op::Fault, b + 3 * PAGE, PageState::Reserved)
     );
     assert_eq!(
@@ -149,8 +158,14 @@ fn check_stats(steps: &[(&str, usize, usize)], want: (usize, usize, usize)) {
             match op {
                 "map" => res.map(a, l),
                 "used" => res.used(a, l),
-                "unused" => res.release(a, l, ReleaseMode::Free),
-                "fault" => res.fault(a, l),
+                // SAFETY:
+                // - Test memory: nothing reads it after this call until it is
+                //   committed again.
+                "unused" => unsafe { res.release(a, l, ReleaseMode::Free) },
+                // SAFETY:
+                // - Test memory: nothing reads it after this call until it is
+                //   committed again.
+                "fault" => unsafe { res.fault(a, l) },
                 _ => unreachable!("unknown step {op}"),
             }
             .unwrap();

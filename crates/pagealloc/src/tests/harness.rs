@@ -120,7 +120,7 @@ pub fn assert_state<G: Geometry>(
 /// * The simulated OS saw no rule broken.
 pub fn verify<G: Geometry>(pa: &PageAlloc<G, SimOs>) {
     let ins = pa.inspect();
-    let os = pa.os();
+    let os = &pa.os;
     let leaf = G::SUMMARY_LEVELS - 1;
 
     let (mut total, mut used, mut scav) = (0, 0, 0);

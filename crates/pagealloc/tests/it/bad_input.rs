@@ -10,10 +10,7 @@ const TOP: usize = 1 << 48;
 
 /// A heap of chunks 0..2 and 4, with pages 0..10 of chunk 0 allocated and
 /// a cache holding the next block taken.
-fn setup() -> (
-    pagealloc::PageAlloc<Go64, testkit::sim_os::SimOs>,
-    PageCache,
-) {
+fn setup() -> (crate::snapshot::Sim, PageCache) {
     let mut pa = new_alloc();
     pa.grow(page(0, 0), 2 * CHUNK).unwrap();
     pa.grow(page(4, 0), CHUNK).unwrap();
@@ -27,7 +24,7 @@ fn setup() -> (
 /// Runs `op` and checks it fails as `want` says, with nothing changed.
 fn check<T: std::fmt::Debug>(
     name: &str,
-    op: impl FnOnce(&mut pagealloc::PageAlloc<Go64, testkit::sim_os::SimOs>) -> Result<T, Error>,
+    op: impl FnOnce(&mut crate::snapshot::Sim) -> Result<T, Error>,
     want: impl Fn(&Error) -> bool,
 ) {
     let (mut pa, _cache) = setup();
@@ -40,7 +37,7 @@ fn check<T: std::fmt::Debug>(
     assert_eq!(snapshot(&pa), before, "{name}: state changed");
     // Still usable: the next allocation is the first free run.
     assert_eq!(pa.alloc(64).unwrap().unwrap().base, page(0, 64), "{name}");
-    pa.os().assert_clean();
+    pa.os.assert_clean();
 }
 
 #[test]

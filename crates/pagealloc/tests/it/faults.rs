@@ -5,7 +5,7 @@
 use pagealloc::{Error, Go64, PageAlloc};
 use testkit::sim_os::{Call, Faults, SimOs};
 
-use crate::snapshot::{config, new_alloc, page, snapshot, CHUNK};
+use crate::snapshot::{config, new_alloc, page, snapshot, Sim, CHUNK};
 
 #[test]
 fn new_fails_cleanly() {
@@ -13,11 +13,11 @@ fn new_fails_cleanly() {
         for k in 1..=10 {
             let os = SimOs::new();
             os.set_faults(Faults::none().nth_of(call, k));
-            match PageAlloc::<Go64, _>::new(os, config()) {
+            match Sim::<Go64>::over(os, config()) {
                 Ok(pa) => {
                     // The fault was past the calls `new` makes.
-                    assert!(pa.os().calls(call) < k, "{call:?} {k}: fault ignored");
-                    pa.os().assert_clean();
+                    assert!(pa.os.calls(call) < k, "{call:?} {k}: fault ignored");
+                    pa.os.assert_clean();
                 }
                 Err(e) => assert!(matches!(e, Error::Os(_)), "{call:?} {k}: {e:?}"),
             }
@@ -29,60 +29,10 @@ fn new_fails_cleanly() {
 #[test]
 fn new_releases_on_failure() {
     let os = std::sync::Arc::new(SimOs::new());
-    struct Shared(std::sync::Arc<SimOs>);
-    // SAFETY:
-    // - Every method forwards to the wrapped `SimOs`, which upholds the
-    //   contract; sharing it through an `Arc` changes nothing about the
-    //   memory it hands out.
-    unsafe impl arena::Os for Shared {
-        fn page_size(&self) -> usize {
-            self.0.page_size()
-        }
-        fn huge_page_size(&self) -> Option<usize> {
-            self.0.huge_page_size()
-        }
-        fn reserve(&self, hint: Option<usize>, len: usize) -> Result<usize, arena::Error> {
-            self.0.reserve(hint, len)
-        }
-        fn reserve_at(&self, addr: usize, len: usize) -> Result<usize, arena::Error> {
-            self.0.reserve_at(addr, len)
-        }
-        fn map(&self, addr: usize, len: usize) -> Result<(), arena::Error> {
-            self.0.map(addr, len)
-        }
-        fn used(&self, addr: usize, len: usize) -> Result<(), arena::Error> {
-            self.0.used(addr, len)
-        }
-        fn unused(
-            &self,
-            addr: usize,
-            len: usize,
-            m: arena::ReleaseMode,
-        ) -> Result<(), arena::Error> {
-            self.0.unused(addr, len, m)
-        }
-        fn fault(&self, addr: usize, len: usize) -> Result<(), arena::Error> {
-            self.0.fault(addr, len)
-        }
-        fn free(&self, addr: usize, len: usize) -> Result<(), arena::Error> {
-            self.0.free(addr, len)
-        }
-        fn advise_huge(
-            &self,
-            a: usize,
-            l: usize,
-            h: arena::HugeAdvice,
-        ) -> Result<(), arena::Error> {
-            self.0.advise_huge(a, l, h)
-        }
-        fn zeroed_after_unused(&self, m: arena::ReleaseMode) -> bool {
-            self.0.zeroed_after_unused(m)
-        }
-    }
     for k in 1..=8 {
         os.set_faults(Faults::none().nth_of(Call::Reserve, k));
         let before = os.reservations().len();
-        let r = PageAlloc::<Go64, _>::new(Shared(os.clone()), config());
+        let r = PageAlloc::<Go64, _>::new(std::sync::Arc::clone(&os), config());
         assert!(r.is_err() || k > 7, "reserve {k}");
         drop(r);
         assert_eq!(
@@ -103,8 +53,8 @@ fn grow_fails_cleanly() {
             let mut pa = new_alloc();
             pa.grow(page(0, 0), CHUNK).unwrap();
             let before = snapshot(&pa);
-            let calls_before = pa.os().calls(call);
-            pa.os().set_faults(Faults::none().nth_of(call, k));
+            let calls_before = pa.os.calls(call);
+            pa.os.set_faults(Faults::none().nth_of(call, k));
             // A new chunk map block (1 TiB away) and new summary pages.
             let far = page(0x4_0000, 0);
             match pa.grow(far, 2 * CHUNK) {
@@ -118,16 +68,16 @@ fn grow_fails_cleanly() {
                     let block = pa.inspect().chunk_map_blocks().1;
                     assert!(ready == ready0 || ready == ready0 + block, "{call:?} {k}");
                     assert_eq!(ready - ready0, meta - meta0, "{call:?} {k}");
-                    pa.os().set_faults(Faults::none());
+                    pa.os.set_faults(Faults::none());
                     pa.grow(far, 2 * CHUNK).expect("retry");
                 }
                 Ok(()) => {
-                    let made = pa.os().calls(call) - calls_before;
+                    let made = pa.os.calls(call) - calls_before;
                     assert!(made < k, "{call:?} {k}: fault ignored");
                 }
             }
             assert_eq!(pa.alloc(2 * 512).unwrap().unwrap().base, far);
-            pa.os().assert_clean();
+            pa.os.assert_clean();
         }
     }
 }
@@ -146,14 +96,14 @@ fn in_use_storage_growth() {
     let (_, _, committed) = pa.inspect().in_use_memory();
     assert!(committed > 4096, "node storage grew");
     // Fail every map from now on: some grow must need more nodes and fail.
-    pa.os().set_faults(Faults::none().every(Call::Map));
+    pa.os.set_faults(Faults::none().every(Call::Map));
     let mut failed = false;
     // Cheaper than a full snapshot, which is quadratic in the ranges.
-    let cheap = |pa: &PageAlloc<Go64, SimOs>| {
+    let cheap = |pa: &Sim| {
         (
             pa.stats(),
             pa.in_use().collect::<Vec<_>>(),
-            pa.os().ready_bytes(),
+            pa.os.ready_bytes(),
         )
     };
     while k < 2000 {
@@ -169,8 +119,8 @@ fn in_use_storage_growth() {
         }
     }
     assert!(failed, "no grow needed new memory");
-    pa.os().set_faults(Faults::none());
+    pa.os.set_faults(Faults::none());
     pa.grow(page(2 * k, 0), CHUNK).unwrap();
     assert_eq!(pa.in_use().count(), k + 1);
-    pa.os().assert_clean();
+    pa.os.assert_clean();
 }

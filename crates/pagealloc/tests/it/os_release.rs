@@ -3,14 +3,18 @@
 //! that leaves the run unscavenged.
 
 use arena::{Os, PageState, ReleaseMode};
-use pagealloc::{Config, Error, Go64, HeapRelease, PageAlloc};
+use pagealloc::{Config, Error, HeapRelease, OsRelease};
 use testkit::sim_os::{Call, Faults, SimOs};
 
-use crate::snapshot::{snapshot, CHUNK, PAGE};
+use crate::snapshot::{snapshot, Sim, CHUNK, PAGE};
 
-fn os_alloc() -> (PageAlloc<Go64, SimOs>, usize) {
+fn os_alloc() -> (Sim, usize) {
+    // SAFETY:
+    // - The allocator is grown only by `heap` below, reserved from its OS
+    //   for it alone, and these tests never touch heap memory.
+    let release = unsafe { OsRelease::new(ReleaseMode::DontNeed) };
     let config = Config {
-        heap_release: HeapRelease::Os(ReleaseMode::DontNeed),
+        heap_release: HeapRelease::Os(release),
         phys_page_bytes: None,
         huge_page_bytes: None,
     };
@@ -18,7 +22,7 @@ fn os_alloc() -> (PageAlloc<Go64, SimOs>, usize) {
     let heap = os.reserve_aligned(2 * CHUNK, CHUNK).unwrap();
     os.map(heap, 2 * CHUNK).unwrap();
     os.used(heap, 2 * CHUNK).unwrap();
-    let mut pa = PageAlloc::new(os, config).unwrap();
+    let mut pa = Sim::over(os, config).unwrap();
     pa.grow(heap, 2 * CHUNK).unwrap();
     (pa, heap)
 }
@@ -32,13 +36,13 @@ fn scavenge_releases_through_the_os() {
     assert_eq!(pa.scavenge(usize::MAX).unwrap(), 3 * PAGE);
     for p in 0..3 * PAGE / 4096 {
         assert_eq!(
-            pa.os().page_state(heap + p * 4096),
+            pa.os.page_state(heap + p * 4096),
             PageState::Prepared,
             "os page {p}"
         );
     }
-    assert_eq!(pa.os().page_state(heap + 3 * PAGE), PageState::Ready);
-    pa.os().assert_clean();
+    assert_eq!(pa.os.page_state(heap + 3 * PAGE), PageState::Ready);
+    pa.os.assert_clean();
 }
 
 #[test]
@@ -47,10 +51,10 @@ fn failed_release_changes_nothing() {
     pa.alloc(3).unwrap().unwrap();
     pa.free(heap, 3).unwrap();
     let before = snapshot(&pa);
-    pa.os().set_faults(Faults::none().every(Call::Unused));
+    pa.os.set_faults(Faults::none().every(Call::Unused));
     let r = pa.scavenge(usize::MAX);
     assert!(matches!(r, Err(Error::Os(_))), "{r:?}");
     assert_eq!(snapshot(&pa), before);
-    pa.os().set_faults(Faults::none());
+    pa.os.set_faults(Faults::none());
     assert_eq!(pa.scavenge(usize::MAX).unwrap(), 3 * PAGE);
 }

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use arena::{Os, SystemOs};
+use arena::SystemOs;
 use pagealloc::{Config, Go64, HeapRelease, PageAlloc};
 
 const GIB: usize = 1 << 30;
@@ -63,7 +63,7 @@ fn resident_metadata_per_gib_grown() {
     pa.free(HEAP_BASE + GIB - CHUNK, 512).unwrap();
     assert!(pa.scavenge(usize::MAX).unwrap() > 0);
 
-    let page = pa.os().page_size();
+    let page = pa.os_page_size();
     let pagemap = File::open("/proc/self/pagemap").expect("open /proc/self/pagemap");
     let view = pa.inspect();
     let mut regions: Vec<(&str, usize, usize)> = (0..view.levels())

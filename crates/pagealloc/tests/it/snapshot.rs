@@ -1,6 +1,9 @@
 //! A complete observable snapshot of an allocator, to assert that a
 //! rejected call changed nothing.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
 use pagealloc::{ChunkData, Config, Geometry, Go64, HeapRelease, PageAlloc, Stats, Summary};
 use testkit::sim_os::SimOs;
 
@@ -22,8 +25,37 @@ pub fn config() -> Config {
     }
 }
 
-pub fn new_alloc() -> PageAlloc<Go64, SimOs> {
-    PageAlloc::new(SimOs::new(), config()).expect("new allocator")
+/// An allocator over a simulated OS, and the test's own handle to that OS
+/// (the allocator does not hand its OS out).
+pub struct Sim<G: Geometry = Go64> {
+    pub pa: PageAlloc<G, Arc<SimOs>>,
+    pub os: Arc<SimOs>,
+}
+
+impl<G: Geometry> Sim<G> {
+    /// An allocator with `config` over `os`.
+    pub fn over(os: SimOs, config: Config) -> Result<Self, pagealloc::Error> {
+        let os = Arc::new(os);
+        let pa = PageAlloc::new(Arc::clone(&os), config)?;
+        Ok(Sim { pa, os })
+    }
+}
+
+impl<G: Geometry> Deref for Sim<G> {
+    type Target = PageAlloc<G, Arc<SimOs>>;
+    fn deref(&self) -> &Self::Target {
+        &self.pa
+    }
+}
+
+impl<G: Geometry> DerefMut for Sim<G> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.pa
+    }
+}
+
+pub fn new_alloc() -> Sim {
+    Sim::over(SimOs::new(), config()).expect("new allocator")
 }
 
 /// Everything a caller or an invariant checker can observe.
@@ -41,7 +73,8 @@ pub struct Snapshot {
     reservations: Vec<(usize, usize)>,
 }
 
-pub fn snapshot<G: Geometry>(pa: &PageAlloc<G, SimOs>) -> Snapshot {
+pub fn snapshot<G: Geometry>(sim: &Sim<G>) -> Snapshot {
+    let pa = &sim.pa;
     let ins = pa.inspect();
     let mut summaries = Vec::new();
     for l in 0..ins.levels() {
@@ -69,8 +102,8 @@ pub fn snapshot<G: Geometry>(pa: &PageAlloc<G, SimOs>) -> Snapshot {
             .map(|l| ins.mapped_summary_bytes(l).collect())
             .collect(),
         summaries,
-        ready: pa.os().ready_bytes(),
-        reservations: pa.os().reservations(),
+        ready: sim.os.ready_bytes(),
+        reservations: sim.os.reservations(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use pagealloc::{Config, Go64, HeapRelease, PageAlloc, PageCache};
+use pagealloc::{Config, Go64, HeapRelease, PageCache};
 use testkit::sim_os::SimOs;
 
 /// The chunk the trace's chunk 0 maps to: high enough that every chunk
@@ -48,7 +48,7 @@ fn replay(path: &PathBuf) -> usize {
         phys_page_bytes: Some(4096),
         huge_page_bytes: Some(2 << 20),
     };
-    let mut pa = PageAlloc::<Go64, _>::new(SimOs::new(), config).unwrap();
+    let mut pa = crate::snapshot::Sim::<Go64>::over(SimOs::new(), config).unwrap();
     let mut cache = PageCache::default();
     let mut lines = 0;
     for (no, line) in text.lines().enumerate() {
@@ -127,7 +127,7 @@ fn replay(path: &PathBuf) -> usize {
         }
         lines += 1;
     }
-    pa.os().assert_clean();
+    pa.os.assert_clean();
     lines
 }
 

@@ -5,6 +5,10 @@
 //! spans whose pages the OS refused to make Ready, and giving the arenas
 //! back when the heap goes.
 
+// The arena rollbacks and the final free call the OS's `unsafe`
+// destructive operations, each argued where it is made.
+#![allow(unsafe_code)]
+
 use std::sync::atomic::Ordering;
 
 use arena::Os;
@@ -65,7 +69,10 @@ impl<O: Os + 'static> Inner<O> {
                         if self.pa.grow(tb, tl).is_ok() {
                             self.heap_sys += tl;
                         } else {
-                            let _ = self.per_arena(tb, tl, |b, l| os.fault(b, l));
+                            // SAFETY:
+                            // - The tail was mapped just above and the grow
+                            //   failed, so no span covers it.
+                            let _ = self.per_arena(tb, tl, |b, l| unsafe { os.fault(b, l) });
                         }
                     }
                 }
@@ -82,7 +89,13 @@ impl<O: Os + 'static> Inner<O> {
         if let Err(e) = self.pa.grow(v, ask) {
             // Back to Reserved so a later grow can map it again; if even
             // that fails, skip the range (it is freed with its arena).
-            if self.per_arena(v, ask, |b, l| os.fault(b, l)).is_err() {
+            let fault_back = |b, l| {
+                // SAFETY:
+                // - The range was mapped just above and the grow failed, so
+                //   the page allocator does not have it and no span covers it.
+                unsafe { os.fault(b, l) }
+            };
+            if self.per_arena(v, ask, fault_back).is_err() {
                 self.cur_base = v + ask;
             }
             return Err(e.into());
@@ -140,7 +153,10 @@ impl<O: Os + 'static> Inner<O> {
         match r {
             Ok(()) => Ok(()),
             Err(e) if mapped == 0 => Err((e, 0)),
-            Err(e) => match self.per_arena(base, mapped, |b, l| os.fault(b, l)) {
+            // SAFETY:
+            // - `base..base + mapped` was mapped by this call a moment ago
+            //   and never handed out.
+            Err(e) => match self.per_arena(base, mapped, |b, l| unsafe { os.fault(b, l) }) {
                 Ok(()) => Err((e, 0)),
                 Err(_) => Err((e, mapped)),
             },
@@ -182,9 +198,13 @@ impl<O: Os + 'static> Drop for Inner<O> {
         // Heap arenas go first, while the page allocator (and the OS it
         // holds) is still alive; the allocator frees its own metadata when
         // its field is dropped right after.
-        let os = self.pa.os();
         for &(base, len) in self.arenas.as_slice() {
-            let r = os.free(base, len);
+            // SAFETY:
+            // - Each entry is one whole arena reservation the heap made.
+            // - The heap is going away: `Inner` drops only with the last
+            //   handle to it, so no call can hand out or take back a span,
+            //   and spans outliving their heap are dead by its contract.
+            let r = unsafe { self.os.free(base, len) };
             debug_assert!(r.is_ok(), "freeing a heap arena failed: {r:?}");
         }
     }

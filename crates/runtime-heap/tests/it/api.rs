@@ -52,6 +52,15 @@ fn alloc_and_free_keep_everything_consistent() {
     os.assert_clean();
 }
 
+/// Rebuilds a span from raw parts for this file's bad-input checks.
+fn forged(base: usize, n_pages: usize) -> Span {
+    // SAFETY:
+    // - Every span this file rebuilds is either one of its own that it
+    //   gives up (nothing touches the pages afterwards) or one the heap
+    //   must refuse (pages free or outside it); no page memory is used.
+    unsafe { Span::from_raw_parts(base, n_pages) }
+}
+
 #[test]
 fn bad_requests_are_errors() {
     let _g = shared_memory();
@@ -68,16 +77,15 @@ fn bad_requests_are_errors() {
 
     let big = heap.alloc(20).expect("alloc");
     let (base, n) = big.into_raw_parts();
-    heap.free(Span::from_raw_parts(base, n))
-        .expect("first free");
+    heap.free(forged(base, n)).expect("first free");
     // Double free: the pages are free in the page allocator.
     assert!(matches!(
-        heap.free(Span::from_raw_parts(base, n)),
+        heap.free(forged(base, n)),
         Err(Error::PageAlloc(_))
     ));
     // Outside the heap.
     assert!(matches!(
-        heap.free(Span::from_raw_parts(PAGE_BYTES, 1)),
+        heap.free(forged(PAGE_BYTES, 1)),
         Err(Error::PageAlloc(_))
     ));
 
@@ -85,15 +93,15 @@ fn bad_requests_are_errors() {
     let one = heap.alloc(1).expect("alloc");
     let next = one.base() + PAGE_BYTES;
     assert!(matches!(
-        heap.free(Span::from_raw_parts(next, 1)),
+        heap.free(forged(next, 1)),
         Err(Error::NotAllocated { .. })
     ));
     // A double free of a cached page goes back to... the page allocator,
     // which knows the page as allocated (the cache owns it): the cache check
     // catches it first.
     let (b, n) = one.into_raw_parts();
-    heap.free(Span::from_raw_parts(b, n)).expect("free");
-    assert!(heap.free(Span::from_raw_parts(b, n)).is_err());
+    heap.free(forged(b, n)).expect("free");
+    assert!(heap.free(forged(b, n)).is_err());
     check_heap(&heap, &os);
     drop(heap);
     assert_eq!(os.reservations(), vec![]);

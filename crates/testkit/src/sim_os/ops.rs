@@ -99,6 +99,7 @@ impl OpOutcome {
 ///
 /// # Panics
 /// On the first disagreement, naming the step.
+#[allow(unsafe_code)]
 pub fn run(ops: &[ArenaOp]) -> usize {
     let sys = SystemOs::new();
     let page = sys.page_size();
@@ -121,17 +122,28 @@ pub fn run(ops: &[ArenaOp]) -> usize {
         compared += 1;
     }
     for (b, l) in live_sim {
-        sim.free(b, l).unwrap();
+        // SAFETY:
+        // - `sim` is this function's own: `apply` made every reservation in
+        //   it, and nothing ever reads or writes their memory.
+        unsafe { sim.free(b, l) }.unwrap();
     }
     for (b, l) in live_sys {
-        sys.free(b, l).unwrap();
+        // SAFETY:
+        // - As for `sim`: `sys` is a fresh object whose reservations only
+        //   this function made, and no code touches their memory.
+        unsafe { sys.free(b, l) }.unwrap();
     }
     compared
 }
 
 /// Applies `op` to `os`, keeping `live` (the `(base, len)` of live
 /// reservations, in creation order) up to date.
-pub fn apply<O: Os>(os: &O, live: &mut Vec<(usize, usize)>, op: ArenaOp) -> OpOutcome {
+///
+/// Private to [`run`], which passes OS objects of its own: their every
+/// reservation was made here and no code reads or writes its memory, which
+/// is what makes the destructive calls below sound whatever range they hit.
+#[allow(unsafe_code)]
+fn apply<O: Os>(os: &O, live: &mut Vec<(usize, usize)>, op: ArenaOp) -> OpOutcome {
     let page = os.page_size();
     // An address far from anything the systems hand out: page-aligned, and
     // well below the usual mmap area and heap.
@@ -200,11 +212,15 @@ pub fn apply<O: Os>(os: &O, live: &mut Vec<(usize, usize)>, op: ArenaOp) -> OpOu
             } else {
                 ReleaseMode::DontNeed
             };
-            (base, os.unused(addr, len, mode))
+            // SAFETY:
+            // - `os` belongs to `run`: nothing relies on any of its memory.
+            (base, unsafe { os.unused(addr, len, mode) })
         }
         ArenaOp::Fault(s) => {
             let (base, addr, len) = locate(s);
-            (base, os.fault(addr, len))
+            // SAFETY:
+            // - `os` belongs to `run`: nothing relies on any of its memory.
+            (base, unsafe { os.fault(addr, len) })
         }
         ArenaOp::Free(s, whole) => {
             let (base, addr, len) = locate(s);
@@ -212,7 +228,9 @@ pub fn apply<O: Os>(os: &O, live: &mut Vec<(usize, usize)>, op: ArenaOp) -> OpOu
                 Some(&(b, l)) if whole => (b, l),
                 _ => (addr, len),
             };
-            let r = os.free(addr, len);
+            // SAFETY:
+            // - `os` belongs to `run`: nothing relies on any of its memory.
+            let r = unsafe { os.free(addr, len) };
             if r.is_ok() {
                 live.retain(|&(b, _)| b != addr);
             }

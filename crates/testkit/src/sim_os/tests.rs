@@ -1,6 +1,10 @@
 //! Tests of the simulated OS: every rule it must enforce, every fault it can
 //! inject, and that its memory is real.
 
+// The destructive `Os` calls are `unsafe fn`; these tests make them on
+// simulated OS objects of their own, whose memory only they touch.
+#![allow(unsafe_code)]
+
 use arena::{Error, HugeAdvice, Op, Os, PageState, ReleaseMode};
 
 use super::{Call, Faults, SimOs};
@@ -39,9 +43,15 @@ fn check(steps: &[(Step, Want)], end: [PageState; 8]) {
             Step::Used(p, n) => (Op::Used, os.used(base + p * PAGE, n * PAGE)),
             Step::Unused(p, n) => (
                 Op::Unused,
-                os.unused(base + p * PAGE, n * PAGE, ReleaseMode::DontNeed),
+                // SAFETY:
+                // - The test's own simulated OS: nothing reads this memory after the
+                //   call unless the test made it Ready again.
+                unsafe { os.unused(base + p * PAGE, n * PAGE, ReleaseMode::DontNeed) },
             ),
-            Step::Fault(p, n) => (Op::Fault, os.fault(base + p * PAGE, n * PAGE)),
+            // SAFETY:
+            // - The test's own simulated OS: nothing reads this memory after the
+            //   call unless the test made it Ready again.
+            Step::Fault(p, n) => (Op::Fault, unsafe { os.fault(base + p * PAGE, n * PAGE) }),
             Step::Huge(p, n) => (
                 Op::AdviseHuge,
                 os.advise_huge(base + p * PAGE, n * PAGE, HugeAdvice::Huge),
@@ -140,14 +150,20 @@ fn bad_arguments_are_errors_and_violations() {
             },
         ),
         (
-            os.free(base + PAGE, PAGE),
+            // SAFETY:
+            // - The test's own simulated OS: nothing reads this memory after the
+            //   call unless the test made it Ready again.
+            unsafe { os.free(base + PAGE, PAGE) },
             Error::NotWholeReservation {
                 addr: base + PAGE,
                 len: PAGE,
             },
         ),
         (
-            os.free(PAGE, PAGE),
+            // SAFETY:
+            // - The test's own simulated OS: nothing reads this memory after the
+            //   call unless the test made it Ready again.
+            unsafe { os.free(PAGE, PAGE) },
             Error::NotReserved {
                 addr: PAGE,
                 len: PAGE,
@@ -169,10 +185,16 @@ fn bad_arguments_are_errors_and_violations() {
     assert_eq!(v.len(), 7);
     assert_eq!(v[4].call, Some(Call::Free));
     // Freeing the whole reservation works, and then it is gone.
-    os.free(base, 4 * PAGE).unwrap();
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    unsafe { os.free(base, 4 * PAGE) }.unwrap();
     assert_eq!(os.page_state(base), PageState::None);
     assert_eq!(
-        os.free(base, 4 * PAGE),
+        // SAFETY:
+        // - The test's own simulated OS: nothing reads this memory after the
+        //   call unless the test made it Ready again.
+        unsafe { os.free(base, 4 * PAGE) },
         Err(Error::NotReserved {
             addr: base,
             len: 4 * PAGE
@@ -233,19 +255,28 @@ fn memory_is_real_and_zeroed_as_promised() {
     mem.write(PAGE + 5, 9);
     assert_eq!((mem.read(5), mem.read(PAGE + 5)), (9, 9));
     // DontNeed drops the contents: zeros once used again.
-    os.unused(base, PAGE, ReleaseMode::DontNeed).unwrap();
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    unsafe { os.unused(base, PAGE, ReleaseMode::DontNeed) }.unwrap();
     os.used(base, PAGE).unwrap();
     assert_eq!(mem.read(5), 0);
     assert!(os.zeroed_after_unused(ReleaseMode::DontNeed));
     // Free leaves garbage behind, and the page stays resident.
-    os.unused(base + PAGE, PAGE, ReleaseMode::Free).unwrap();
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    unsafe { os.unused(base + PAGE, PAGE, ReleaseMode::Free) }.unwrap();
     assert_eq!(os.resident_bytes(), 2 * PAGE);
     assert_eq!(os.ready_bytes(), PAGE);
     os.used(base + PAGE, PAGE).unwrap();
     assert_eq!(mem.read(PAGE + 5), 0xA5);
     assert!(!os.zeroed_after_unused(ReleaseMode::Free));
     // Fault, map, use: zeros again.
-    os.fault(base, 2 * PAGE).unwrap();
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    unsafe { os.fault(base, 2 * PAGE) }.unwrap();
     os.map(base, 2 * PAGE).unwrap();
     os.used(base, 2 * PAGE).unwrap();
     assert_eq!((mem.read(5), mem.read(PAGE + 5)), (0, 0));
@@ -291,7 +322,13 @@ fn each_fault_kind_is_injected() {
         PageState::Reserved,
         "a failed call changes nothing"
     );
-    assert!(os.fault(b, PAGE).is_err(), "other kinds are unaffected");
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    assert!(
+        unsafe { os.fault(b, PAGE) }.is_err(),
+        "other kinds are unaffected"
+    );
     // The k-th call of one kind.
     let os = SimOs::new();
     os.set_faults(Faults::none().nth_of(Call::Used, 2));
@@ -307,9 +344,15 @@ fn each_fault_kind_is_injected() {
     os.assert_clean();
     // Faults can be cleared at run time.
     os.set_faults(Faults::none().every(Call::Free));
-    assert!(os.free(b, 4 * PAGE).is_err());
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    assert!(unsafe { os.free(b, 4 * PAGE) }.is_err());
     os.set_faults(Faults::none());
-    assert!(os.free(b, 4 * PAGE).is_ok());
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    assert!(unsafe { os.free(b, 4 * PAGE) }.is_ok());
 }
 
 #[test]

@@ -9,11 +9,14 @@ use testkit::pagestrat::{apply_and_compare, geometry, page_ops, PageOp};
 use testkit::replay::RealHeap;
 use testkit::sim_os::SimOs;
 
+use std::sync::Arc;
+
 /// Applies `ops` to a fresh allocator over a simulated OS and a fresh model,
 /// comparing after each; at the end, checks the summary memory the OS has
 /// mapped and that the OS saw no misuse.
 fn check_ops(ops: &[PageOp]) -> Result<(), TestCaseError> {
-    let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+    let os = Arc::new(SimOs::new());
+    let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), geometry()).expect("heap");
     let mut model = Model::new(geometry());
     for (i, op) in ops.iter().enumerate() {
         if let Err(d) = apply_and_compare(&mut real, &mut model, op) {
@@ -23,7 +26,6 @@ fn check_ops(ops: &[PageOp]) -> Result<(), TestCaseError> {
             )));
         }
     }
-    let os = real.alloc.os();
     check_summary_memory(&real.alloc, |a| os.page_state(a))
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     os.assert_clean();
@@ -156,7 +158,8 @@ fn checker_detects_corrupt_summaries() {
     let base = testkit::pagestrat::BASE;
     let ci = base / chunk_bytes + 10;
     for (level, index) in [(4, ci), (4, ci + 1), (3, ci / 8), (0, ci >> 12)] {
-        let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+        let os = Arc::new(SimOs::new());
+        let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), geometry()).expect("heap");
         real.alloc
             .grow(base + 10 * chunk_bytes, 4 * chunk_bytes)
             .expect("grow");
@@ -165,9 +168,7 @@ fn checker_detects_corrupt_summaries() {
         let (addr, _) = real.alloc.inspect().summary_reservation(level);
         // A summary claiming one free page at the bottom.
         let bogus = pagealloc::Summary::pack::<Go64>(1, 1, 0);
-        real.alloc
-            .os()
-            .write(addr + index * 8, &bogus.0.to_ne_bytes())
+        os.write(addr + index * 8, &bogus.0.to_ne_bytes())
             .expect("mapped summary");
         match check(&real.alloc) {
             Err(CheckError::Summary {
@@ -188,14 +189,19 @@ fn checker_detects_corrupt_summaries() {
 #[test]
 fn checker_detects_unmapped_summary_memory() {
     let base = testkit::pagestrat::BASE;
-    let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
+    let os = Arc::new(SimOs::new());
+    let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), geometry()).expect("heap");
     real.alloc.grow(base, 4 << 20).expect("grow");
-    let os = real.alloc.os();
     check_summary_memory(&real.alloc, |a| os.page_state(a)).expect("valid");
     let (addr, _) = real.alloc.inspect().summary_reservation(4);
-    let page = arena::Os::page_size(os);
+    let page = arena::Os::page_size(&*os);
     let leaf_page = addr + (base >> 22) * 8 / page * page;
-    arena::Os::fault(os, leaf_page, page).expect("fault a mapped page");
+    // SAFETY:
+    // - This takes a summary page from under the allocator on purpose; the
+    //   allocator is not used again (only dropped, which frees its
+    //   reservations without reading them), and the check below asks the
+    //   simulated OS for page states, never reading the page.
+    unsafe { arena::Os::fault(&*os, leaf_page, page) }.expect("fault a mapped page");
     let err = check_summary_memory(&real.alloc, |a| os.page_state(a)).expect_err("must fail");
     assert!(
         err.to_string().contains(&format!("{leaf_page:#x}")),
