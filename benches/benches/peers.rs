@@ -10,11 +10,11 @@
 
 use std::hint::black_box;
 
-use arena::SystemOs;
 use benches::{slots, workload, Req};
 use buddy_system_allocator::FrameAllocator;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pagealloc::{Config, Geometry, Go64, HeapRelease, PageAlloc, PageCache};
+use pageheap_alloc::{Config, Geometry, Go64, HeapRelease, PageAlloc, PageCache};
+use pageheap_arena::SystemOs;
 
 const HEAP_PAGES: usize = 1 << 17; // 1 GiB of 8 KiB pages
 const BASE: usize = 0x00c0_0000_0000;

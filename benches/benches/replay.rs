@@ -6,11 +6,11 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use arena::SystemOs;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pagealloc::Go64;
-use testkit::replay::{prepare, replay_ops, RealHeap};
-use testkit::trace::Trace;
+use pageheap_alloc::Go64;
+use pageheap_arena::SystemOs;
+use pageheap_testkit::replay::{prepare, replay_ops, RealHeap};
+use pageheap_testkit::trace::Trace;
 
 fn replay(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/testkit/traces/perf");

@@ -1,5 +1,5 @@
 //! Whether small allocations serialize: `threads/alloc_1page/<threads>`
-//! times `runtime_heap::Heap::alloc(1)` on 1 and 2 threads at once (the
+//! times `pageheap::Heap::alloc(1)` on 1 and 2 threads at once (the
 //! spans are freed outside the timed part), with the per-thread caches on
 //! and off (`threads/alloc_1page_nocache/<threads>`). Criterion reports time
 //! per allocation across all threads: if allocations did not serialize, two
@@ -12,7 +12,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use runtime_heap::{Config, Heap};
+use pageheap::{Config, Heap};
 
 const PER_THREAD: usize = 4096;
 

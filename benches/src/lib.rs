@@ -23,7 +23,7 @@ pub enum Req {
 /// a tail up to 128; the live set hovers around `live` spans, so the heap
 /// fragments as a real one does. The same seed gives the same sequence.
 pub fn workload(n: usize, live: usize, seed: u64) -> Vec<Req> {
-    let mut rng = testkit::rng::XorShift::new(seed | 1);
+    let mut rng = pageheap_testkit::rng::XorShift::new(seed | 1);
     let mut next = move || rng.next_u64();
     let mut occupied: Vec<usize> = Vec::new();
     let mut free_slots: Vec<usize> = Vec::new();

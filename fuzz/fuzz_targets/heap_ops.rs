@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use runtime_heap::{Config, Heap, Span, PAGE_BYTES};
-use testkit::sim_os::SimOs;
+use pageheap::{Config, Heap, Span, PAGE_BYTES};
+use pageheap_testkit::sim_os::SimOs;
 
 #[derive(Arbitrary, Debug)]
 enum HeapOp {
@@ -62,7 +62,7 @@ fn check(heap: &Heap<Arc<SimOs>>, os: &SimOs) {
         "{s:#?}"
     );
     assert_eq!(os.ready_bytes(), s.mapped_ready, "{s:#?}");
-    heap.with_page_alloc(testkit::check::check)
+    heap.with_page_alloc(pageheap_testkit::check::check)
         .expect("page allocator invariants");
 }
 

@@ -1,14 +1,14 @@
 //! Applies arbitrary page-allocator operation sequences (valid and bad
-//! input alike) to `pagealloc::PageAlloc` and to testkit's flat model,
+//! input alike) to `pageheap_alloc::PageAlloc` and to testkit's flat model,
 //! comparing results, state and invariants after every op.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pagealloc::Go64;
-use testkit::model::Model;
-use testkit::pagestrat::{apply_and_compare, geometry, PageOp};
-use testkit::replay::RealHeap;
-use testkit::sim_os::SimOs;
+use pageheap_alloc::Go64;
+use pageheap_testkit::model::Model;
+use pageheap_testkit::pagestrat::{apply_and_compare, geometry, PageOp};
+use pageheap_testkit::replay::RealHeap;
+use pageheap_testkit::sim_os::SimOs;
 
 fuzz_target!(|ops: Vec<PageOp>| {
     let g = geometry();

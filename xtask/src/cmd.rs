@@ -15,6 +15,14 @@ const CROSS_TARGETS: &[&str] = &[
     "i686-unknown-linux-gnu",
 ];
 
+/// Bare-metal targets the `no_std` crates must build for (no OS at all);
+/// built by `cargo xtask cross`.
+const NO_STD_TARGETS: &[&str] = &["x86_64-unknown-none", "thumbv7em-none-eabihf"];
+
+/// The `no_std` crates, built for [`NO_STD_TARGETS`] without default
+/// features.
+const NO_STD_CRATES: &[&str] = &["pageheap-ranges", "pageheap-arena", "pageheap-alloc"];
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -108,6 +116,7 @@ pub fn ci() -> Res {
                 cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
             )
         }),
+        ("fuzz-regress", fuzz_regressions),
         ("cross", cross),
         ("conformance", || conformance(&[])),
     ];
@@ -140,15 +149,16 @@ pub fn ci() -> Res {
     Ok(())
 }
 
-/// `cargo check -p arena` for every cross target, adding targets with rustup
-/// when they are missing.
+/// `cargo check -p pageheap-arena` for every cross target, and a build of
+/// every `no_std` crate for the bare-metal targets, adding targets with
+/// rustup when they are missing.
 pub fn cross() -> Res {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .map_err(|e| format!("cross-target checks need rustup: {e}"))?;
     let installed = String::from_utf8_lossy(&installed.stdout).to_string();
-    for t in CROSS_TARGETS {
+    for t in CROSS_TARGETS.iter().chain(NO_STD_TARGETS) {
         if !installed.lines().any(|l| l.trim() == *t) {
             eprintln!("xtask: target {t} missing; adding it with rustup");
             run(
@@ -156,10 +166,73 @@ pub fn cross() -> Res {
                 Command::new("rustup").args(["target", "add", t]),
             )?;
         }
+    }
+    for t in CROSS_TARGETS {
         run(
-            &format!("cargo check -p arena --target {t}"),
-            cargo().args(["check", "-p", "arena", "--target", t]),
+            &format!("cargo check -p pageheap-arena --target {t}"),
+            cargo().args(["check", "-p", "pageheap-arena", "--target", t]),
         )?;
+    }
+    for t in NO_STD_TARGETS {
+        for c in NO_STD_CRATES {
+            run(
+                &format!("cargo build -p {c} --no-default-features --target {t}"),
+                cargo().args(["build", "-p", c, "--no-default-features", "--target", t]),
+            )?;
+        }
+    }
+    println!(
+        "cross: pageheap-arena checked for {} targets; {} no_std crates built for {}",
+        CROSS_TARGETS.len(),
+        NO_STD_CRATES.len(),
+        NO_STD_TARGETS.join(" and ")
+    );
+    Ok(())
+}
+
+/// Replays every committed fuzz input (`fuzz/regressions/TARGET/*`) through
+/// its target's libFuzzer binary, built by the `fuzz-build` step: each input
+/// runs once and any crash fails the step. A folder named after no target
+/// is an error, so an input cannot sit unreplayed.
+pub fn fuzz_regressions() -> Res {
+    let targets = fuzz_targets()?;
+    let dir = root().join("fuzz/regressions");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
+        let sub = entry.map_err(|e| e.to_string())?.path();
+        let name = sub
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if !targets.contains(&name) {
+            return Err(format!(
+                "{} names no fuzz target (targets: {})",
+                sub.display(),
+                targets.join(", ")
+            ));
+        }
+        let mut inputs: Vec<PathBuf> = std::fs::read_dir(&sub)
+            .map_err(|e| format!("reading {}: {e}", sub.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        inputs.sort();
+        if inputs.is_empty() {
+            continue;
+        }
+        let bin = root().join("fuzz/target/debug").join(&name);
+        run(
+            &format!("replaying {} input(s) of fuzz target {name}", inputs.len()),
+            Command::new(&bin)
+                .current_dir(root())
+                .arg("-rss_limit_mb=4096")
+                .args(&inputs),
+        )?;
+        replayed += inputs.len();
+    }
+    println!("fuzz regressions: {replayed} input(s) replayed, 0 failed");
+    if replayed == 0 {
+        return Err("no committed fuzz input found under fuzz/regressions".into());
     }
     Ok(())
 }
@@ -188,7 +261,7 @@ pub fn conformance(extra: &[String]) -> Res {
     let mut files = list_traces(&trace_dir().join("go119"))?;
     files.extend(list_traces(&trace_dir().join("perf"))?);
     files.extend(extra.iter().map(PathBuf::from));
-    let report = testkit::replay::conformance(&files);
+    let report = pageheap_testkit::replay::conformance(&files);
     for f in report.files.iter().filter(|f| !f.outcome.passed()) {
         println!("{}: {}", f.path.display(), f.outcome);
     }
@@ -220,7 +293,7 @@ pub fn replay_bench(files: &[String]) -> Res {
         return reinvoke_release("replay-bench", files);
     }
     for f in files {
-        let ns = testkit::replay::bench_file(Path::new(f), 7);
+        let ns = pageheap_testkit::replay::bench_file(Path::new(f), 7);
         println!("{f} {ns:.1}");
     }
     println!("replay-bench: {} traces", files.len());
@@ -285,7 +358,7 @@ pub fn compare_go(args: &[String]) -> Res {
     let mut worst: f64 = 0.0;
     for (name, go_ns) in &go {
         let file = dir.join(format!("{name}.trace"));
-        let ours = testkit::replay::bench_file(&file, 7);
+        let ours = pageheap_testkit::replay::bench_file(&file, 7);
         let ratio = ours / go_ns;
         worst = worst.max(ratio);
         println!("{name:<28} {ours:>12.1} {go_ns:>12.1} {ratio:>8.3}");
@@ -314,9 +387,9 @@ pub fn miri() -> Res {
     // instruction, so the long property tests and trace replays (minutes
     // natively) would take hours; they run natively in `cargo xtask ci`.
     let runs: &[(&str, &[&str])] = &[
-        ("addr-ranges", &["-p", "addr-ranges", "--lib"]),
-        ("arena", &["-p", "arena"]),
-        ("pagealloc", &["-p", "pagealloc", "--lib"]),
+        ("addr-ranges", &["-p", "pageheap-ranges", "--lib"]),
+        ("arena", &["-p", "pageheap-arena"]),
+        ("pagealloc", &["-p", "pageheap-alloc", "--lib"]),
         (
             "testkit (simulated OS)",
             &[

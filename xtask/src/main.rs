@@ -13,14 +13,17 @@ usage: cargo xtask <command>
 
 commands:
   ci                          the whole gate: fmt, clippy, tests, docs, benches and
-                              fuzz targets compiled, cross-target checks, conformance
+                              fuzz targets compiled, fuzz regressions replayed,
+                              cross-target checks, conformance
   conformance [FILE...]       replay the project's conformance traces (plus FILEs)
   replay-bench FILE...        time trace replays (release build): FILE NS_PER_OP
   compare-go [GLOB]           replay-bench and the Go oracle on the same files, with ratios
   miri                        the Miri-capable tests under Miri (nightly)
   fuzz TARGET [--seconds N]   run one fuzz target (nightly + cargo-fuzz)
   fuzz --smoke                run every fuzz target for 60 s
-  cross                       `cargo check -p arena` for the cross targets";
+  fuzz-regressions            replay fuzz/regressions/TARGET/* through the built targets
+  cross                       `cargo check -p pageheap-arena` for the cross targets, and
+                              the no_std crates built for two bare-metal targets";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         "miri" => cmd::miri(),
         "fuzz" => cmd::fuzz(rest),
         "cross" => cmd::cross(),
+        "fuzz-regressions" => cmd::fuzz_regressions(),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

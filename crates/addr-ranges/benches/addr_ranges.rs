@@ -18,8 +18,8 @@
 
 use std::hint::black_box;
 
-use addr_ranges::{AddrRange, AddrRanges, AddrSpace};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pageheap_ranges::{AddrRange, AddrRanges, AddrSpace};
 
 const ADD_SIZES: [usize; 4] = [1, 16, 1024, 262_144];
 const LOOKUP_SIZES: [usize; 2] = [16, 262_144];
@@ -33,7 +33,7 @@ fn range(i: usize) -> AddrRange {
 
 /// The fixed shuffled order of the adds.
 fn shuffled(n: usize) -> Vec<usize> {
-    testkit::rng::shuffled(n, 0x9e37_79b9_7f4a_7c15)
+    pageheap_testkit::rng::shuffled(n, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Go's layout: a sorted array, binary search, insertion by shifting.

@@ -1,6 +1,11 @@
 //! A sorted, coalesced set of disjoint address ranges, ordered by *offset*
 //! address, with storage that never has to come from the global allocator.
 //!
+//! ```toml
+//! [dependencies]
+//! pageheap-ranges = "0.1"
+//! ```
+//!
 //! # The model
 //!
 //! An [`AddrRange`] is a half-open byte range `[base, limit)` of `usize`
@@ -31,7 +36,7 @@
 //! # Example
 //!
 //! ```
-//! use addr_ranges::{AddrRange, AddrRanges, AddrSpace, Node, SliceStorage};
+//! use pageheap_ranges::{AddrRange, AddrRanges, AddrSpace, Node, SliceStorage};
 //!
 //! let mut nodes = [Node::EMPTY; 4];
 //! let mut set = AddrRanges::with_storage(AddrSpace::flat(), SliceStorage::new(&mut nodes));
@@ -46,7 +51,7 @@
 //! // Adding a range that overlaps the set is an error and changes nothing.
 //! assert!(set.add(AddrRange::new(0x3f00, 0x5000)).is_err());
 //! assert_eq!(set.iter().collect::<Vec<_>>(), [AddrRange::new(0x1000, 0x4000)]);
-//! # Ok::<(), addr_ranges::Error>(())
+//! # Ok::<(), pageheap_ranges::Error>(())
 //! ```
 //!
 //! # Performance
@@ -129,3 +134,8 @@ pub enum Error {
         nodes: usize,
     },
 }
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

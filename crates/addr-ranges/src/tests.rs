@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use testkit::rng::shuffled;
+use pageheap_testkit::rng::shuffled;
 
 use crate::{AddrRange, AddrRanges, AddrSpace, Error, Node, SliceStorage, Storage};
 

@@ -1,5 +1,10 @@
 //! Address space from the operating system, for a heap.
 //!
+//! ```toml
+//! [dependencies]
+//! pageheap-arena = "0.1"
+//! ```
+//!
 //! This crate is the only door to the OS memory calls of the workspace:
 //! `mmap`, `madvise`, `VirtualAlloc` and `memory.grow` appear in its `sys`
 //! module and nowhere else. Upper layers are generic over the [`Os`] trait;
@@ -48,14 +53,14 @@
 //! # Example
 //!
 //! ```
-//! use arena::{PageState, ReleaseMode, Reservation, SystemOs};
+//! use pageheap_arena::{PageState, ReleaseMode, Reservation, SystemOs};
 //!
 //! # #[cfg(miri)] // Miri cannot make `PROT_NONE` mappings.
 //! # fn main() {}
 //! # #[cfg(not(miri))]
-//! # fn main() -> Result<(), arena::Error> {
+//! # fn main() -> Result<(), pageheap_arena::Error> {
 //! let os = SystemOs::new();
-//! let page = arena::Os::page_size(&os);
+//! let page = pageheap_arena::Os::page_size(&os);
 //! // 1 GiB of address space; it costs nothing until mapped.
 //! let mut res = Reservation::new(&os, 1 << 30)?;
 //! let base = res.base();
@@ -269,3 +274,8 @@ impl From<OsError> for std::io::Error {
 
 #[cfg(test)]
 mod tests;
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -58,7 +58,7 @@ pub enum HugeAdvice {
 /// error.
 ///
 /// ```compile_fail,E0133
-/// use arena::{Os, SystemOs};
+/// use pageheap_arena::{Os, SystemOs};
 ///
 /// let os = SystemOs::new();
 /// let page = os.page_size();

@@ -20,7 +20,7 @@ use crate::{Error, Op};
 /// [`Reservation::fault`]) is `unsafe`, as it is on [`Os`]:
 ///
 /// ```compile_fail,E0133
-/// use arena::{ReleaseMode, Reservation, SystemOs};
+/// use pageheap_arena::{ReleaseMode, Reservation, SystemOs};
 ///
 /// let os = SystemOs::new();
 /// let mut res = Reservation::new(&os, 1 << 20).unwrap();

@@ -58,8 +58,8 @@ pub(crate) unsafe fn unmap(addr: usize, len: usize) {
 /// ```
 /// # #[cfg(miri)] fn main() {}
 /// # #[cfg(not(miri))]
-/// # fn main() -> Result<(), arena::Error> {
-/// let mut v = arena::SideVec::new();
+/// # fn main() -> Result<(), pageheap_arena::Error> {
+/// let mut v = pageheap_arena::SideVec::new();
 /// v.push((0x1000_usize, 0x2000_usize))?;
 /// v.insert(0, (0x10, 0x20))?;
 /// assert_eq!(v.as_slice(), &[(0x10, 0x20), (0x1000, 0x2000)]);

@@ -1,5 +1,5 @@
 //! Chunk bitmap searches: the word-level implementation in
-//! `pagealloc::chunk` (`chunk/...`) against the same operations written
+//! `pageheap_alloc::chunk` (`chunk/...`) against the same operations written
 //! straightforwardly with `bitvec` (`chunk_bitvec/...`), which is what the
 //! crate would use if words were not measurably faster. The bitvec versions
 //! are checked against the word versions before timing.
@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use bitvec::prelude::*;
 use criterion::{criterion_main, Criterion};
-use pagealloc::{PageBits, SumFields};
+use pageheap_alloc::{PageBits, SumFields};
 
 const P: usize = 512;
 

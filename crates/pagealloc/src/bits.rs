@@ -232,7 +232,7 @@ pub fn find_bit_range64(mut c: u64, n: u32) -> u32 {
 /// top bit itself. The top bits are then smeared down over their lanes.
 ///
 /// ```
-/// assert_eq!(pagealloc::fill_aligned(0x0100a3, 8), 0xff00ff);
+/// assert_eq!(pageheap_alloc::fill_aligned(0x0100a3, 8), 0xff00ff);
 /// ```
 ///
 /// # Panics

@@ -8,7 +8,7 @@
 //! restoring the pages' scavenged bits. Go keeps one such cache per
 //! processor (`pageCache`).
 
-use arena::Os;
+use pageheap_arena::Os;
 
 use crate::bits::find_bit_range64;
 use crate::geometry::Geometry;

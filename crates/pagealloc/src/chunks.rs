@@ -22,7 +22,7 @@
 use core::marker::PhantomData;
 use core::mem::size_of;
 
-use arena::Os;
+use pageheap_arena::Os;
 
 use crate::chunk::ChunkData;
 use crate::geometry::Geometry;

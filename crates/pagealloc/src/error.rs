@@ -11,11 +11,11 @@
 pub enum Error {
     /// The operating system refused an operation on metadata or heap memory.
     #[error("operating system call failed")]
-    Os(#[from] arena::Error),
+    Os(#[from] pageheap_arena::Error),
     /// The set of in-use ranges could not take another range: its node
     /// reservation is full.
     #[error("in-use range set is full")]
-    Ranges(#[source] addr_ranges::Error),
+    Ranges(#[source] pageheap_ranges::Error),
     /// An address is not aligned to the unit the operation works in (a page,
     /// a chunk, or a page-cache block).
     #[error("address {addr:#x} is not aligned to {align:#x} bytes")]

@@ -6,8 +6,8 @@
 
 use core::ops::Range;
 
-use addr_ranges::AddrRange;
-use arena::Os;
+use pageheap_arena::Os;
+use pageheap_ranges::AddrRange;
 
 use crate::chunk::ChunkData;
 use crate::geometry::Geometry;

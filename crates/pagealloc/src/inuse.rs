@@ -11,7 +11,7 @@
 //!
 //! The storage cannot reach the [`Os`] (the allocator owns it), so it never
 //! grows by itself: when the set asks for more nodes it reports
-//! [`addr_ranges::Error::OutOfStorage`], the set stays unchanged, and
+//! [`pageheap_ranges::Error::OutOfStorage`], the set stays unchanged, and
 //! [`InUse::add`] commits more pages, bumps the header and tries again.
 //!
 //! The reservation is sized for the worst case of the geometry, capped at
@@ -21,8 +21,8 @@
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 
-use addr_ranges::{AddrRange, AddrRanges, AddrSpace, Node, Storage};
-use arena::Os;
+use pageheap_arena::Os;
+use pageheap_ranges::{AddrRange, AddrRanges, AddrSpace, Node, Storage};
 
 use crate::geometry::Geometry;
 use crate::meta::{align_up, MetaBytes, Region};
@@ -96,11 +96,11 @@ impl Storage for OsStorage {
         unsafe { core::slice::from_raw_parts_mut(p, n) }
     }
 
-    fn try_grow(&mut self, min_len: usize) -> Result<(), addr_ranges::Error> {
+    fn try_grow(&mut self, min_len: usize) -> Result<(), pageheap_ranges::Error> {
         if min_len <= self.count() {
             Ok(())
         } else {
-            Err(addr_ranges::Error::OutOfStorage { nodes: min_len })
+            Err(pageheap_ranges::Error::OutOfStorage { nodes: min_len })
         }
     }
 }
@@ -172,7 +172,7 @@ impl<G: Geometry> InUse<G> {
         min_nodes: usize,
         acct: &mut MetaBytes,
     ) -> Result<(), Error> {
-        let full = || Error::Ranges(addr_ranges::Error::OutOfStorage { nodes: min_nodes });
+        let full = || Error::Ranges(pageheap_ranges::Error::OutOfStorage { nodes: min_nodes });
         let want = min_nodes
             .checked_mul(size_of::<Node>())
             .and_then(|b| b.checked_add(NODES_OFF))
@@ -207,7 +207,7 @@ impl<G: Geometry> InUse<G> {
         loop {
             match self.set.add(r) {
                 Ok(()) => return Ok(()),
-                Err(addr_ranges::Error::OutOfStorage { nodes }) => {
+                Err(pageheap_ranges::Error::OutOfStorage { nodes }) => {
                     self.grow_storage(os, nodes, acct)?;
                 }
                 Err(e) => return Err(Error::Ranges(e)),
@@ -260,7 +260,7 @@ impl<G: Geometry> InUse<G> {
     }
 
     /// The ranges in address order (real addresses).
-    pub fn iter(&self) -> addr_ranges::Iter<'_, OsStorage> {
+    pub fn iter(&self) -> pageheap_ranges::Iter<'_, OsStorage> {
         self.set.iter()
     }
 

@@ -3,6 +3,11 @@
 //! chunk, and a radix tree of packed `(start, max, end)` free-run summaries
 //! searched address-ordered first fit.
 //!
+//! ```toml
+//! [dependencies]
+//! pageheap-alloc = "0.1"
+//! ```
+//!
 //! # The model
 //!
 //! A [`PageAlloc`] manages pages of an address space whose shape a
@@ -32,7 +37,7 @@
 //! * [`summary`]: packed summaries ([`Summary`]) and their merge.
 //!
 //! ```
-//! use pagealloc::{ChunkData, Go64, Summary};
+//! use pageheap_alloc::{ChunkData, Go64, Summary};
 //!
 //! let mut chunk = ChunkData::default();
 //! chunk.alloc_range(0, 10);
@@ -46,11 +51,11 @@
 //! allocator never touches heap memory unless told to release it):
 //!
 //! ```
-//! use pagealloc::{Config, Go64, HeapRelease, PageAlloc};
+//! use pageheap_alloc::{Config, Go64, HeapRelease, PageAlloc};
 //!
-//! # fn main() -> Result<(), pagealloc::Error> {
+//! # fn main() -> Result<(), pageheap_alloc::Error> {
 //! let config = Config { heap_release: HeapRelease::Bookkeeping, ..Config::default() };
-//! let mut pa = PageAlloc::<Go64, _>::new(arena::SystemOs::new(), config)?;
+//! let mut pa = PageAlloc::<Go64, _>::new(pageheap_arena::SystemOs::new(), config)?;
 //! let base = 0xc000 << 22; // chunk 0xc000
 //! pa.grow(base, 2 << 22)?;
 //! let a = pa.alloc(600)?.expect("room for 600 pages");
@@ -88,14 +93,14 @@ extern crate std;
 #[cfg(test)]
 mod tests;
 
-pub use addr_ranges::AddrRange;
-use arena::{Os, ReleaseMode};
 pub use bits::*;
 pub use cache::PageCache;
 pub use chunk::*;
 pub use error::Error;
 pub use geometry::*;
 pub use inspect::Inspect;
+use pageheap_arena::{Os, ReleaseMode};
+pub use pageheap_ranges::AddrRange;
 pub use stats::Stats;
 pub use summary::*;
 
@@ -129,9 +134,9 @@ pub enum HeapRelease {
 /// code that builds the allocator.
 ///
 /// ```compile_fail,E0133
-/// use pagealloc::OsRelease;
+/// use pageheap_alloc::OsRelease;
 /// // Building the permission takes an `unsafe` block: this does not compile.
-/// let release = OsRelease::new(arena::ReleaseMode::DontNeed);
+/// let release = OsRelease::new(pageheap_arena::ReleaseMode::DontNeed);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OsRelease {
@@ -301,7 +306,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// implements [`Os`]).
     ///
     /// ```compile_fail,E0599
-    /// # fn f(pa: &pagealloc::PageAlloc<pagealloc::Go64, arena::SystemOs>) {
+    /// # fn f(pa: &pageheap_alloc::PageAlloc<pageheap_alloc::Go64, pageheap_arena::SystemOs>) {
     /// let os = pa.os(); // no such method
     /// # }
     /// ```
@@ -353,3 +358,8 @@ pub(crate) fn to_off<G: Geometry>(addr: usize) -> usize {
 pub(crate) fn to_addr<G: Geometry>(off: usize) -> usize {
     off.wrapping_add(G::ARENA_BASE_OFFSET)
 }
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

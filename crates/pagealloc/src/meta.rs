@@ -8,7 +8,7 @@
 //! reads and writes and zero the first time it is read, which is what the
 //! raw-pointer accesses elsewhere in the crate rely on.
 
-use arena::Os;
+use pageheap_arena::Os;
 
 use crate::Error;
 

@@ -5,8 +5,8 @@
 //! Every public operation validates its arguments completely before it
 //! changes anything, so a rejected call leaves the allocator as it was.
 
-use addr_ranges::AddrRange;
-use arena::Os;
+use pageheap_arena::Os;
+use pageheap_ranges::AddrRange;
 
 use crate::chunk::ChunkData;
 use crate::geometry::Geometry;

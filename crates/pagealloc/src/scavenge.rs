@@ -10,7 +10,7 @@
 //! [`ChunkData::find_scavenge_candidate`](crate::ChunkData::find_scavenge_candidate)),
 //! or clears the chunk's bit when it has no such run.
 
-use arena::Os;
+use pageheap_arena::Os;
 
 use crate::geometry::Geometry;
 use crate::{to_addr, Error, HeapRelease, PageAlloc};

@@ -3,7 +3,7 @@
 //! The page counters are kept up to date by every operation (a handful of
 //! additions each), so a snapshot costs nothing to take.
 
-use arena::Os;
+use pageheap_arena::Os;
 
 use crate::geometry::Geometry;
 use crate::PageAlloc;

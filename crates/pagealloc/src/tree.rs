@@ -21,7 +21,7 @@
 use core::marker::PhantomData;
 use core::mem::size_of;
 
-use arena::Os;
+use pageheap_arena::Os;
 
 use crate::geometry::Geometry;
 use crate::meta::{align_down, align_up, MetaBytes, Region};

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime_heap::{Config, Heap, Span, CHUNK_BYTES, PAGE_BYTES};
-use testkit::rng::XorShift as Rng;
+use pageheap::{Config, Heap, Span, CHUNK_BYTES, PAGE_BYTES};
+use pageheap_testkit::rng::XorShift as Rng;
 
 const MIB: usize = 1 << 20;
 
@@ -88,7 +88,7 @@ fn rss() -> usize {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
-        .map_or(0, |p| p * arena::os_page_size())
+        .map_or(0, |p| p * pageheap_arena::os_page_size())
 }
 
 fn mib(b: usize) -> String {

@@ -23,7 +23,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Weak;
 
-use pagealloc::PageCache;
+use pageheap_alloc::PageCache;
 
 /// How many heaps one thread can cache pages for at once.
 pub(crate) const SLOTS: usize = 4;

@@ -1,13 +1,13 @@
 //! [`Config`]: the heap's settings, constructible in `const` context so a
 //! [`GlobalHeap`](crate::GlobalHeap) can carry one in a `static`.
 
-use arena::ReleaseMode;
+use pageheap_arena::ReleaseMode;
 
 /// Heap settings. Start from [`Config::DEFAULT`] and change fields or use
 /// the `const` builders:
 ///
 /// ```
-/// use runtime_heap::Config;
+/// use pageheap::Config;
 ///
 /// const CONFIG: Config = Config::DEFAULT.with_memory_limit(1 << 30).with_background_scavenger(false);
 /// assert_eq!(CONFIG.memory_limit, 1 << 30);
@@ -20,7 +20,7 @@ pub struct Config {
     /// zeros, so spans made only of released pages need no zeroing.
     pub release_mode: ReleaseMode,
     /// The size of each address-space reservation the heap makes (Go's
-    /// `heapArenaBytes`); 0 means [`arena::HEAP_ARENA_BYTES`]. Must be a
+    /// `heapArenaBytes`); 0 means [`pageheap_arena::HEAP_ARENA_BYTES`]. Must be a
     /// power of two that is a multiple of the chunk size (4 MiB).
     pub arena_bytes: usize,
     /// Serve spans of fewer than 16 pages from a per-thread 64-page cache

@@ -41,10 +41,10 @@ pub enum Error {
     Config(&'static str),
     /// The page allocator refused (bad free, or an OS failure underneath).
     #[error("page allocator error")]
-    PageAlloc(#[from] pagealloc::Error),
+    PageAlloc(#[from] pageheap_alloc::Error),
     /// The operating system refused an address-space operation.
     #[error("address space error")]
-    Os(#[from] arena::Error),
+    Os(#[from] pageheap_arena::Error),
     /// The background scavenger thread could not be started.
     #[cfg(feature = "std")]
     #[error("cannot start the background scavenger thread")]

@@ -45,7 +45,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use arena::SystemOs;
+use pageheap_arena::SystemOs;
 
 use crate::heap::{Heap, Span, PAGE_BYTES};
 use crate::Config;
@@ -98,7 +98,7 @@ fn mark() -> Inside {
 /// A global allocator over a lazily created [`Heap`].
 ///
 /// ```no_run
-/// use runtime_heap::GlobalHeap;
+/// use pageheap::GlobalHeap;
 ///
 /// #[global_allocator]
 /// static GLOBAL: GlobalHeap = GlobalHeap::new();
@@ -247,7 +247,7 @@ impl GlobalHeap {
         leave(prev);
         match r {
             Ok(()) => true,
-            Err(crate::Error::PageAlloc(pagealloc::Error::NotInHeap { .. })) => false,
+            Err(crate::Error::PageAlloc(pageheap_alloc::Error::NotInHeap { .. })) => false,
             Err(_) => std::process::abort(),
         }
     }

@@ -18,8 +18,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use arena::{ArenaHints, Os, SideVec, SystemOs};
-use pagealloc::{Allocation, Geometry, HeapRelease, OsRelease, PageAlloc, PageCache};
+use pageheap_alloc::{Allocation, Geometry, HeapRelease, OsRelease, PageAlloc, PageCache};
+use pageheap_arena::{ArenaHints, Os, SideVec, SystemOs};
 
 use crate::cache::{self, CacheOwner, Hits};
 use crate::{Config, Error, HeapStats};
@@ -28,12 +28,12 @@ use crate::{Config, Error, HeapStats};
 /// pages, 4 MiB chunks, 48-bit addresses) on 64-bit targets, its 32-bit
 /// layout elsewhere.
 #[cfg(target_pointer_width = "64")]
-pub type HeapGeometry = pagealloc::Go64;
+pub type HeapGeometry = pageheap_alloc::Go64;
 /// The page allocator geometry of the heap: Go's 64-bit layout (8 KiB
 /// pages, 4 MiB chunks, 48-bit addresses) on 64-bit targets, its 32-bit
 /// layout elsewhere.
 #[cfg(not(target_pointer_width = "64"))]
-pub type HeapGeometry = pagealloc::Go32;
+pub type HeapGeometry = pageheap_alloc::Go32;
 
 /// The heap's page size in bytes (8 KiB).
 pub const PAGE_BYTES: usize = HeapGeometry::PAGE_BYTES;
@@ -66,7 +66,7 @@ impl Span {
     ///
     /// ```compile_fail,E0133
     /// // Forging a span takes an `unsafe` block: this does not compile.
-    /// let span = runtime_heap::Span::from_raw_parts(0x1000_0000, 1);
+    /// let span = pageheap::Span::from_raw_parts(0x1000_0000, 1);
     /// ```
     ///
     /// # Safety
@@ -115,7 +115,7 @@ impl Span {
     /// Whether the memory may hold old data. `false` only when every page
     /// was released to the OS (or never used) and the release mode makes
     /// released memory read back as zeros, so the caller can skip zeroing.
-    /// Under [`ReleaseMode::Free`](arena::ReleaseMode::Free) it is always
+    /// Under [`ReleaseMode::Free`](pageheap_arena::ReleaseMode::Free) it is always
     /// `true`: fresh pages and released ones are both "scavenged" to the
     /// page allocator and only the former are known to be zero.
     pub fn needs_zero(&self) -> bool {
@@ -136,7 +136,7 @@ impl Span {
 /// keeps an `Arc<O>` of their own and passes a clone to [`Heap::with_os`].
 ///
 /// ```compile_fail,E0599
-/// # fn f(heap: &runtime_heap::Heap) {
+/// # fn f(heap: &pageheap::Heap) {
 /// let os = heap.os(); // no such method
 /// # }
 /// ```
@@ -240,7 +240,7 @@ impl<O: Os + 'static> Heap<O> {
     /// cannot be started.
     pub fn with_os(os: O, config: Config) -> Result<Self, Error> {
         let arena_bytes = if config.arena_bytes == 0 {
-            arena::HEAP_ARENA_BYTES.max(CHUNK_BYTES)
+            pageheap_arena::HEAP_ARENA_BYTES.max(CHUNK_BYTES)
         } else {
             config.arena_bytes
         };
@@ -251,10 +251,10 @@ impl<O: Os + 'static> Heap<O> {
         }
         let os = Arc::new(os);
         let zeroed_after_release = os.zeroed_after_unused(config.release_mode);
-        // `pagealloc::Config` is `#[non_exhaustive]`: no struct literal.
+        // `pageheap_alloc::Config` is `#[non_exhaustive]`: no struct literal.
         #[allow(clippy::field_reassign_with_default)]
         let pa_config = {
-            let mut c = pagealloc::Config::default();
+            let mut c = pageheap_alloc::Config::default();
             #[allow(unsafe_code)]
             // SAFETY:
             // - The heap grows the page allocator only by arenas it reserved

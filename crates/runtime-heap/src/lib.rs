@@ -2,6 +2,11 @@
 //! heap (`mheap`) composed from [`arena`] (address space from the OS) and
 //! [`pagealloc`] (the page allocator).
 //!
+//! ```toml
+//! [dependencies]
+//! pageheap = "0.1"
+//! ```
+//!
 //! # The model
 //!
 //! A [`Heap`] hands out [`Span`]s: runs of 8 KiB pages ([`PAGE_BYTES`]).
@@ -11,7 +16,7 @@
 //!   When the arena runs out it reserves the next one at Go's hint addresses
 //!   (`0x00c0 << 32`, then higher), contiguous with the last when it can,
 //!   elsewhere when it must. New memory is mapped (Prepared) and handed to
-//!   [`pagealloc::PageAlloc::grow`]; it counts as released until used.
+//!   [`pageheap_alloc::PageAlloc::grow`]; it counts as released until used.
 //! * **Allocation.** Spans of fewer than 16 pages come from a per-thread
 //!   64-page cache without any lock (Go's per-P `pageCache`); the rest, and
 //!   cache refills, take the heap lock and search first fit by address.
@@ -33,9 +38,9 @@
 //! # Example
 //!
 //! ```
-//! use runtime_heap::{Config, Heap, PAGE_BYTES};
+//! use pageheap::{Config, Heap, PAGE_BYTES};
 //!
-//! # fn main() -> Result<(), runtime_heap::Error> {
+//! # fn main() -> Result<(), pageheap::Error> {
 //! let heap = Heap::with_config(Config::DEFAULT.with_background_scavenger(false))?;
 //! let big = heap.alloc(100)?; // 800 KiB, from a fresh chunk
 //! assert_eq!(big.len(), 100 * PAGE_BYTES);
@@ -80,9 +85,14 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use arena::{ReleaseMode, SystemOs};
 pub use config::Config;
 pub use error::Error;
 pub use global::GlobalHeap;
 pub use heap::{Heap, HeapGeometry, HeapPageAlloc, Span, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
+pub use pageheap_arena::{ReleaseMode, SystemOs};
 pub use stats::HeapStats;
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

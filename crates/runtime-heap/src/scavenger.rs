@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arena::Os;
+use pageheap_arena::Os;
 
 use crate::heap::{Shared, PAGE_BYTES, SCAVENGE_QUANTUM};
 use crate::pacing::{Pacer, MIN_WORK_NS};

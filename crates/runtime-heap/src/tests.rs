@@ -1,7 +1,7 @@
 //! Unit tests: the pacing controller, request size checks, the cache
 //! overlap check.
 
-use pagealloc::PageCache;
+use pageheap_alloc::PageCache;
 
 use crate::heap::{cache_overlaps, check_size, HeapGeometry, PAGE_BYTES};
 #[cfg(feature = "std")]
@@ -109,6 +109,6 @@ fn cache_overlap() {
 fn heap_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<crate::Heap>();
-    assert_send_sync::<crate::Heap<testkit::sim_os::SimOs>>();
+    assert_send_sync::<crate::Heap<pageheap_testkit::sim_os::SimOs>>();
     assert_send_sync::<crate::GlobalHeap>();
 }

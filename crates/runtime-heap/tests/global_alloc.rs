@@ -9,7 +9,7 @@
 use std::alloc::{alloc, dealloc, Layout};
 use std::collections::HashMap;
 
-use runtime_heap::{GlobalHeap, PAGE_BYTES};
+use pageheap::{GlobalHeap, PAGE_BYTES};
 
 #[global_allocator]
 static GLOBAL: GlobalHeap = GlobalHeap::new();

@@ -11,8 +11,8 @@
 
 use std::ops::Range;
 
-use arena::{Os, PageState};
-use pagealloc::{Geometry, PageAlloc, Summary};
+use pageheap_alloc::{Geometry, PageAlloc, Summary};
+use pageheap_arena::{Os, PageState};
 
 /// A broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! - `pages`: trace reader/replayer, flat page-allocator model, invariant
 //!   checker.
 // `deny`, not `forbid`: two kinds of item may opt out, each with
-// `#[allow(unsafe_code)]`: the simulated OS's `unsafe impl arena::Os`, and
+// `#[allow(unsafe_code)]`: the simulated OS's `unsafe impl pageheap_arena::Os`, and
 // the calls of the destructive `Os` operations (`unused`, `fault`, `free`,
 // all `unsafe fn`) on OS objects whose memory the caller alone owns. Neither
 // dereferences a pointer.

@@ -264,7 +264,7 @@ fn run<H: PageHeap>(heap: &mut H, req: Request) -> Result<String, String> {
 ///
 /// # Errors
 /// The first difference or violation found.
-pub fn apply_and_compare<G: pagealloc::Geometry, O: arena::Os>(
+pub fn apply_and_compare<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
     real: &mut RealHeap<G, O>,
     model: &mut Model,
     op: &PageOp,
@@ -301,7 +301,7 @@ pub fn apply_and_compare<G: pagealloc::Geometry, O: arena::Os>(
 }
 
 /// Compares everything a caller can observe of the two heaps.
-fn compare_state<G: pagealloc::Geometry, O: arena::Os>(
+fn compare_state<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
     real: &RealHeap<G, O>,
     model: &Model,
 ) -> Result<(), String> {

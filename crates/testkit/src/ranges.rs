@@ -12,10 +12,10 @@
 
 use std::collections::BTreeSet;
 
-use addr_ranges::{
+use arbitrary::Arbitrary;
+use pageheap_ranges::{
     AddrRange, AddrRanges, AddrSpace, Error, Node, SliceStorage, Storage, VecStorage,
 };
-use arbitrary::Arbitrary;
 use proptest::prelude::*;
 
 /// Where in the address space a [`Spot`] is anchored.

@@ -23,8 +23,8 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use arena::{Os, SystemOs};
-use pagealloc::{Config, Geometry, Go64, HeapRelease, PageAlloc, PageCache};
+use pageheap_alloc::{Config, Geometry, Go64, HeapRelease, PageAlloc, PageCache};
+use pageheap_arena::{Os, SystemOs};
 
 use crate::trace::{OpKind, PageRef, Trace, TraceError, TraceGeometry, CHUNK_WORDS};
 
@@ -473,7 +473,7 @@ pub enum RealHeapError {
     },
     /// The allocator refused to start.
     #[error("cannot create the allocator")]
-    New(#[source] pagealloc::Error),
+    New(#[source] pageheap_alloc::Error),
 }
 
 impl<G: Geometry, O: Os> RealHeap<G, O> {
@@ -522,7 +522,7 @@ impl<G: Geometry, O: Os> RealHeap<G, O> {
 }
 
 impl<G: Geometry, O: Os> PageHeap for RealHeap<G, O> {
-    type Error = pagealloc::Error;
+    type Error = pageheap_alloc::Error;
 
     fn geometry(&self) -> TraceGeometry {
         self.geometry

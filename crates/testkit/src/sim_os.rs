@@ -1,4 +1,4 @@
-//! A simulated operating system: [`SimOs`] implements [`arena::Os`] over
+//! A simulated operating system: [`SimOs`] implements [`pageheap_arena::Os`] over
 //! ordinary heap memory, checks every call, and injects faults.
 //!
 //! Each reservation is backed by a zeroed `Vec<u8>` (lazily zeroed by the
@@ -8,7 +8,7 @@
 //! Miri. Every page's [`PageState`] is tracked. A call that breaks the rules
 //! (map twice, use Reserved memory, release what was never mapped, free what
 //! is not a reservation, misaligned or zero arguments) fails with the same
-//! [`arena::Error`] that `arena::SystemOs` returns *and* is recorded as a
+//! [`pageheap_arena::Error`] that `pageheap_arena::SystemOs` returns *and* is recorded as a
 //! [`Violation`], so a test can assert that the code under test never broke
 //! them ([`SimOs::assert_clean`]).
 //!
@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
-use arena::{Error, HugeAdvice, Op, Os, OsError, PageState, ReleaseMode};
+use pageheap_arena::{Error, HugeAdvice, Op, Os, OsError, PageState, ReleaseMode};
 
 /// The kinds of [`Os`] calls, for counting and fault injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

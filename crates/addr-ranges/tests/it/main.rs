@@ -1,5 +1,5 @@
 //! Integration tests of the public API: random operation sequences applied
 //! to `AddrRanges` and to testkit's granule model, compared after every op
-//! (see `testkit::ranges` for the model and the configurations).
+//! (see `pageheap_testkit::ranges` for the model and the configurations).
 
 mod model;

@@ -2,8 +2,8 @@
 //! granule model, under the x86-64 offset and in plain order, with growable
 //! and with fixed storage.
 
+use pageheap_testkit::ranges::{self, RangesOp, Region, Spot};
 use proptest::prelude::*;
-use testkit::ranges::{self, RangesOp, Region, Spot};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]

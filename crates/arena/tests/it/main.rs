@@ -1,5 +1,5 @@
-//! Integration tests of `arena`'s public API: the safe [`arena::Reservation`]
-//! and [`arena::ArenaHints`] over the simulated OS (Miri-clean) and over the
+//! Integration tests of `arena`'s public API: the safe [`pageheap_arena::Reservation`]
+//! and [`pageheap_arena::ArenaHints`] over the simulated OS (Miri-clean) and over the
 //! real one (Linux: resident-memory figures, huge-page advice, faults).
 
 mod sim;

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::sync::Mutex;
 
-use arena::{
+use pageheap_arena::{
     os_huge_page_size, os_page_size, ArenaHints, Direction, Error, Hint, HugeAdvice, Os, PageState,
     ReleaseMode, Reservation, SystemOs,
 };
@@ -244,7 +244,7 @@ fn arena_hints_start_at_gos_heap_address_and_grow_up() {
     let a = hints.reserve_arena(&os, 1).unwrap();
     let b = hints.reserve_arena(&os, 1).unwrap();
     eprintln!("arenas at {:#x} and {:#x}", a.base(), b.base());
-    assert_eq!(a.len(), arena::HEAP_ARENA_BYTES);
+    assert_eq!(a.len(), pageheap_arena::HEAP_ARENA_BYTES);
     assert_eq!(
         a.base(),
         first.addr,
@@ -259,7 +259,7 @@ fn system_os_checks_states_itself() {
     let page = os.page_size();
     let b = os.reserve(None, 4 * page).unwrap();
     let bad = Error::InvalidTransition {
-        op: arena::Op::Used,
+        op: pageheap_arena::Op::Used,
         addr: b,
         state: PageState::Reserved,
     };

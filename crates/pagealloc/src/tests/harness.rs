@@ -3,8 +3,8 @@
 
 use std::vec::Vec;
 
-use arena::{Os, PageState};
-use testkit::sim_os::SimOs;
+use pageheap_arena::{Os, PageState};
+use pageheap_testkit::sim_os::SimOs;
 
 use crate::{ChunkData, Config, Geometry, HeapRelease, PageAlloc, Summary, CHUNK_WORDS};
 

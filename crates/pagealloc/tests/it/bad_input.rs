@@ -1,7 +1,7 @@
 //! Every kind of bad input is an error and leaves the allocator exactly as
 //! it was; the allocator keeps working afterwards.
 
-use pagealloc::{Error, Geometry, Go64, PageCache, Pages4K};
+use pageheap_alloc::{Error, Geometry, Go64, PageCache, Pages4K};
 
 use crate::snapshot::{new_alloc, page, snapshot, CHUNK, PAGE};
 

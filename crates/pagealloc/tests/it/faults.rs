@@ -2,8 +2,8 @@
 //! nothing changes (no memory stays committed, no reservation leaks), and
 //! the simulated OS saw no broken rule.
 
-use pagealloc::{Error, Go64, PageAlloc};
-use testkit::sim_os::{Call, Faults, SimOs};
+use pageheap_alloc::{Error, Go64, PageAlloc};
+use pageheap_testkit::sim_os::{Call, Faults, SimOs};
 
 use crate::snapshot::{config, new_alloc, page, snapshot, Sim, CHUNK};
 

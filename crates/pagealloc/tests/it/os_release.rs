@@ -2,9 +2,9 @@
 //! scavenger hands runs to `Os::unused`, and a failing release is an error
 //! that leaves the run unscavenged.
 
-use arena::{Os, PageState, ReleaseMode};
-use pagealloc::{Config, Error, HeapRelease, OsRelease};
-use testkit::sim_os::{Call, Faults, SimOs};
+use pageheap_alloc::{Config, Error, HeapRelease, OsRelease};
+use pageheap_arena::{Os, PageState, ReleaseMode};
+use pageheap_testkit::sim_os::{Call, Faults, SimOs};
 
 use crate::snapshot::{snapshot, Sim, CHUNK, PAGE};
 

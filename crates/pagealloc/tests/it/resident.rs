@@ -7,8 +7,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use arena::SystemOs;
-use pagealloc::{Config, Go64, HeapRelease, PageAlloc};
+use pageheap_alloc::{Config, Go64, HeapRelease, PageAlloc};
+use pageheap_arena::SystemOs;
 
 const GIB: usize = 1 << 30;
 const ARENA: usize = 64 << 20;

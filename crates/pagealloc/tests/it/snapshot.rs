@@ -4,8 +4,8 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use pagealloc::{ChunkData, Config, Geometry, Go64, HeapRelease, PageAlloc, Stats, Summary};
-use testkit::sim_os::SimOs;
+use pageheap_alloc::{ChunkData, Config, Geometry, Go64, HeapRelease, PageAlloc, Stats, Summary};
+use pageheap_testkit::sim_os::SimOs;
 
 /// The base chunk of these tests.
 pub const BASE: usize = 0xc000;
@@ -34,7 +34,7 @@ pub struct Sim<G: Geometry = Go64> {
 
 impl<G: Geometry> Sim<G> {
     /// An allocator with `config` over `os`.
-    pub fn over(os: SimOs, config: Config) -> Result<Self, pagealloc::Error> {
+    pub fn over(os: SimOs, config: Config) -> Result<Self, pageheap_alloc::Error> {
         let os = Arc::new(os);
         let pa = PageAlloc::new(Arc::clone(&os), config)?;
         Ok(Sim { pa, os })

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use pagealloc::{Config, Go64, HeapRelease, PageCache};
-use testkit::sim_os::SimOs;
+use pageheap_alloc::{Config, Go64, HeapRelease, PageCache};
+use pageheap_testkit::sim_os::SimOs;
 
 /// The chunk the trace's chunk 0 maps to: high enough that every chunk
 /// number in the traces stays below the 48-bit limit.

@@ -11,8 +11,8 @@
 
 use std::sync::atomic::Ordering;
 
-use arena::Os;
-use pagealloc::{Allocation, Geometry};
+use pageheap_alloc::{Allocation, Geometry};
+use pageheap_arena::Os;
 
 use super::{Counters, HeapGeometry, Inner, PAGE_BYTES};
 use crate::Error;
@@ -117,8 +117,8 @@ impl<O: Os + 'static> Inner<O> {
         &self,
         base: usize,
         len: usize,
-        mut call: impl FnMut(usize, usize) -> Result<(), arena::Error>,
-    ) -> Result<(), arena::Error> {
+        mut call: impl FnMut(usize, usize) -> Result<(), pageheap_arena::Error>,
+    ) -> Result<(), pageheap_arena::Error> {
         let end = base + len;
         let mut at = base;
         while at < end {
@@ -143,7 +143,7 @@ impl<O: Os + 'static> Inner<O> {
         os: &O,
         base: usize,
         len: usize,
-    ) -> Result<(), (arena::Error, usize)> {
+    ) -> Result<(), (pageheap_arena::Error, usize)> {
         let mut mapped = 0;
         let r = self.per_arena(base, len, |b, l| {
             os.map(b, l)?;

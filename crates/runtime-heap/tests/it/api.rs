@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use runtime_heap::{Error, ReleaseMode, Span, SystemOs, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
-use testkit::sim_os::SimOs;
+use pageheap::{Error, ReleaseMode, Span, SystemOs, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
+use pageheap_testkit::sim_os::SimOs;
 
 use crate::{check_heap, quiet, shared_memory, sim_heap};
 
@@ -318,9 +318,9 @@ fn re_exports_are_usable() {
     let _g = shared_memory();
     // The facade re-exports the OS type and the release mode it configures.
     let os = SystemOs::new();
-    assert!(arena::Os::page_size(&os).is_power_of_two());
+    assert!(pageheap_arena::Os::page_size(&os).is_power_of_two());
     assert_eq!(
-        runtime_heap::Config::DEFAULT.release_mode,
+        pageheap::Config::DEFAULT.release_mode,
         ReleaseMode::DontNeed
     );
     assert_eq!(PAGE_BYTES, 8192);

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use runtime_heap::{Heap, Span, PAGE_BYTES};
-use testkit::sim_os::{Faults, SimOs};
+use pageheap::{Heap, Span, PAGE_BYTES};
+use pageheap_testkit::sim_os::{Faults, SimOs};
 
 use crate::{check_heap, quiet, shared_memory, SimHeap};
 
@@ -14,7 +14,7 @@ use crate::{check_heap, quiet, shared_memory, SimHeap};
 fn workload(heap: &SimHeap) -> usize {
     let mut errors = 0;
     let mut live: Vec<Span> = Vec::new();
-    fn take(r: Result<Span, runtime_heap::Error>, live: &mut Vec<Span>) -> usize {
+    fn take(r: Result<Span, pageheap::Error>, live: &mut Vec<Span>) -> usize {
         match r {
             Ok(s) => {
                 live.push(s);

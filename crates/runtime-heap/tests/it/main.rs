@@ -9,8 +9,8 @@ mod stress;
 
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use runtime_heap::{Config, Heap};
-use testkit::sim_os::SimOs;
+use pageheap::{Config, Heap};
+use pageheap_testkit::sim_os::SimOs;
 
 /// Tests that measure resident memory take this for writing; every other
 /// test takes it for reading, so nothing else allocates meanwhile.
@@ -59,6 +59,6 @@ pub fn check_heap(heap: &SimHeap, os: &SimOs) {
         s.mapped_ready,
         "simulated OS disagrees: {s:#?}"
     );
-    heap.with_page_alloc(testkit::check::check)
+    heap.with_page_alloc(pageheap_testkit::check::check)
         .unwrap_or_else(|e| panic!("page allocator invariant broken: {e:?}"));
 }

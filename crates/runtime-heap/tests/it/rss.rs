@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use runtime_heap::{Config, Heap, Span, PAGE_BYTES};
+use pageheap::{Config, Heap, Span, PAGE_BYTES};
 
 use crate::{quiet, MEMORY};
 
@@ -26,7 +26,7 @@ fn rss() -> usize {
         .nth(1)
         .and_then(|f| f.parse().ok())
         .expect("resident field");
-    pages * arena::os_page_size()
+    pages * pageheap_arena::os_page_size()
 }
 
 /// Writes every byte of the span, making it resident.

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use runtime_heap::{Config, Heap, Span};
+use pageheap::{Config, Heap, Span};
 
 use crate::shared_memory;
-use testkit::rng::XorShift as Rng;
+use pageheap_testkit::rng::XorShift as Rng;
 
 /// Mostly one page, a tail of larger spans.
 fn size(rng: &mut Rng) -> usize {
@@ -116,7 +116,7 @@ fn run(threads: usize, total_ops: usize) -> usize {
     assert_eq!(s.spans_allocated, s.spans_freed);
     heap.with_page_alloc(|pa| {
         assert_eq!(pa.stats().pages_in_use, 0);
-        testkit::check::check(pa)
+        pageheap_testkit::check::check(pa)
     })
     .unwrap_or_else(|e| panic!("invariant broken: {e:?}"));
     println!(

@@ -1,6 +1,6 @@
 //! Random sequences of legal and illegal [`Os`] calls, for the `arena_ops`
 //! fuzz target: the same [`ArenaOp`]s are applied to the simulated OS and to
-//! `arena::SystemOs`, and their outcomes and page states must agree.
+//! `pageheap_arena::SystemOs`, and their outcomes and page states must agree.
 //!
 //! Reservations are named by their slot in a list of live ones, and every
 //! address is relative to its reservation, so the two systems can be
@@ -8,7 +8,7 @@
 
 use arbitrary::Arbitrary;
 
-use arena::{Error, HugeAdvice, Op, Os, PageState, ReleaseMode, SystemOs};
+use pageheap_arena::{Error, HugeAdvice, Op, Os, PageState, ReleaseMode, SystemOs};
 
 use super::SimOs;
 

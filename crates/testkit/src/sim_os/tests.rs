@@ -5,7 +5,7 @@
 // simulated OS objects of their own, whose memory only they touch.
 #![allow(unsafe_code)]
 
-use arena::{Error, HugeAdvice, Op, Os, PageState, ReleaseMode};
+use pageheap_arena::{Error, HugeAdvice, Op, Os, PageState, ReleaseMode};
 
 use super::{Call, Faults, SimOs};
 

@@ -1,13 +1,13 @@
 //! The real allocator against the flat model, op by op, with the invariant
 //! checker after every step.
 
-use pagealloc::Go64;
+use pageheap_alloc::Go64;
+use pageheap_testkit::check::{check, check_summary_memory};
+use pageheap_testkit::model::Model;
+use pageheap_testkit::pagestrat::{apply_and_compare, geometry, page_ops, PageOp};
+use pageheap_testkit::replay::RealHeap;
+use pageheap_testkit::sim_os::SimOs;
 use proptest::prelude::*;
-use testkit::check::{check, check_summary_memory};
-use testkit::model::Model;
-use testkit::pagestrat::{apply_and_compare, geometry, page_ops, PageOp};
-use testkit::replay::RealHeap;
-use testkit::sim_os::SimOs;
 
 use std::sync::Arc;
 
@@ -140,7 +140,7 @@ fn pagealloc_matches_model_on_edge_cases() {
 fn checker_accepts_valid_states() {
     let mut real = RealHeap::<Go64, _>::new(SimOs::new(), geometry()).expect("heap");
     check(&real.alloc).expect("empty allocator");
-    let base = testkit::pagestrat::BASE;
+    let base = pageheap_testkit::pagestrat::BASE;
     real.alloc
         .grow(base + (4096 - 2) * (4 << 20), 4 * (4 << 20))
         .expect("grow");
@@ -153,9 +153,9 @@ fn checker_accepts_valid_states() {
 /// OS) is caught, at the level that was corrupted.
 #[test]
 fn checker_detects_corrupt_summaries() {
-    use testkit::check::CheckError;
+    use pageheap_testkit::check::CheckError;
     let chunk_bytes = 4 << 20;
-    let base = testkit::pagestrat::BASE;
+    let base = pageheap_testkit::pagestrat::BASE;
     let ci = base / chunk_bytes + 10;
     for (level, index) in [(4, ci), (4, ci + 1), (3, ci / 8), (0, ci >> 12)] {
         let os = Arc::new(SimOs::new());
@@ -167,7 +167,7 @@ fn checker_detects_corrupt_summaries() {
         check(&real.alloc).expect("valid before corruption");
         let (addr, _) = real.alloc.inspect().summary_reservation(level);
         // A summary claiming one free page at the bottom.
-        let bogus = pagealloc::Summary::pack::<Go64>(1, 1, 0);
+        let bogus = pageheap_alloc::Summary::pack::<Go64>(1, 1, 0);
         os.write(addr + index * 8, &bogus.0.to_ne_bytes())
             .expect("mapped summary");
         match check(&real.alloc) {
@@ -188,20 +188,20 @@ fn checker_detects_corrupt_summaries() {
 /// OS-state check.
 #[test]
 fn checker_detects_unmapped_summary_memory() {
-    let base = testkit::pagestrat::BASE;
+    let base = pageheap_testkit::pagestrat::BASE;
     let os = Arc::new(SimOs::new());
     let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), geometry()).expect("heap");
     real.alloc.grow(base, 4 << 20).expect("grow");
     check_summary_memory(&real.alloc, |a| os.page_state(a)).expect("valid");
     let (addr, _) = real.alloc.inspect().summary_reservation(4);
-    let page = arena::Os::page_size(&*os);
+    let page = pageheap_arena::Os::page_size(&*os);
     let leaf_page = addr + (base >> 22) * 8 / page * page;
     // SAFETY:
     // - This takes a summary page from under the allocator on purpose; the
     //   allocator is not used again (only dropped, which frees its
     //   reservations without reading them), and the check below asks the
     //   simulated OS for page states, never reading the page.
-    unsafe { arena::Os::fault(&*os, leaf_page, page) }.expect("fault a mapped page");
+    unsafe { pageheap_arena::Os::fault(&*os, leaf_page, page) }.expect("fault a mapped page");
     let err = check_summary_memory(&real.alloc, |a| os.page_state(a)).expect_err("must fail");
     assert!(
         err.to_string().contains(&format!("{leaf_page:#x}")),
@@ -217,7 +217,8 @@ fn differences_are_reported() {
     apply_and_compare(&mut real, &mut model, &PageOp::Grow { slot: 1, count: 0 })
         .expect("same grow");
     // Only the allocator gets the second chunk.
-    let chunk = testkit::pagestrat::BASE + testkit::pagestrat::slot_chunk(9) * (4 << 20);
+    let chunk =
+        pageheap_testkit::pagestrat::BASE + pageheap_testkit::pagestrat::slot_chunk(9) * (4 << 20);
     real.alloc.grow(chunk, 4 << 20).expect("grow");
     let err = apply_and_compare(&mut real, &mut model, &PageOp::Alloc { npages: 1 })
         .expect_err("in-use ranges differ");

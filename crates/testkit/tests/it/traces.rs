@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use pagealloc::Go64;
-use testkit::model::Model;
-use testkit::replay::{check_trace, check_trace_at, conformance, Mismatch, RealHeap};
-use testkit::sim_os::SimOs;
-use testkit::trace::{Trace, TraceGeometry};
+use pageheap_alloc::Go64;
+use pageheap_testkit::model::Model;
+use pageheap_testkit::replay::{check_trace, check_trace_at, conformance, Mismatch, RealHeap};
+use pageheap_testkit::sim_os::SimOs;
+use pageheap_testkit::trace::{Trace, TraceGeometry};
 
 /// The trace files of one directory under `traces/`, sorted.
 fn trace_files(dir: &str) -> Vec<PathBuf> {
