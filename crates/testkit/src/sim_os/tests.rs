@@ -325,10 +325,8 @@ fn each_fault_kind_is_injected() {
     // SAFETY:
     // - The test's own simulated OS: nothing reads this memory after the
     //   call unless the test made it Ready again.
-    assert!(
-        unsafe { os.fault(b, PAGE) }.is_err(),
-        "other kinds are unaffected"
-    );
+    let fault = unsafe { os.fault(b, PAGE) };
+    assert!(fault.is_err(), "other kinds are unaffected");
     // The k-th call of one kind.
     let os = SimOs::new();
     os.set_faults(Faults::none().nth_of(Call::Used, 2));
