@@ -98,6 +98,7 @@
 //! fixed-capacity inline list.
 #![cfg_attr(not(feature = "std"), no_std)]
 
+mod buffer;
 mod consts;
 mod hints;
 mod lock;
@@ -110,6 +111,7 @@ mod sys;
 
 use core::fmt;
 
+pub use buffer::{BufferOs, MAX_BUFFER_RESERVATIONS};
 pub use consts::{HEAP_ADDR_BITS, HEAP_ARENA_BYTES};
 pub use hints::{ArenaHints, Direction, Hint, MAX_HINTS};
 pub use os::{HugeAdvice, Os, ReleaseMode};

@@ -23,7 +23,7 @@
 
 mod ops;
 
-pub use ops::{page_states, run, ArenaOp, OpOutcome, Slot, MAX_LIVE, MAX_PAGES};
+pub use ops::{page_states, run, run_buffer, ArenaOp, OpOutcome, Slot, MAX_LIVE, MAX_PAGES};
 
 use std::collections::BTreeMap;
 use std::fmt;

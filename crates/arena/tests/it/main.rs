@@ -2,6 +2,7 @@
 //! and [`pageheap_arena::ArenaHints`] over the simulated OS (Miri-clean) and over the
 //! real one (Linux: resident-memory figures, huge-page advice, faults).
 
+mod buffer;
 mod sim;
 
 // The real-OS tests make system calls Miri cannot run (mmap with

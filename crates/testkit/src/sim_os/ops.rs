@@ -8,7 +8,7 @@
 
 use arbitrary::Arbitrary;
 
-use pageheap_arena::{Error, HugeAdvice, Op, Os, PageState, ReleaseMode, SystemOs};
+use pageheap_arena::{BufferOs, Error, HugeAdvice, Op, Os, PageState, ReleaseMode, SystemOs};
 
 use super::SimOs;
 
@@ -99,16 +99,34 @@ impl OpOutcome {
 ///
 /// # Panics
 /// On the first disagreement, naming the step.
-#[allow(unsafe_code)]
 pub fn run(ops: &[ArenaOp]) -> usize {
-    let sys = SystemOs::new();
+    compare(&SystemOs::new(), SystemOs::page_state, ops)
+}
+
+/// [`run`] against a [`BufferOs`] over a fresh 1 MiB buffer instead of the
+/// real OS: the buffer-backed OS must follow the same rules. The buffer is
+/// leaked (a `BufferOs` owns its memory for good).
+///
+/// # Panics
+/// On the first disagreement, naming the step.
+pub fn run_buffer(ops: &[ArenaOp]) -> usize {
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
+    let os = BufferOs::new(buf, 4096).expect("a 1 MiB buffer holds pages");
+    compare(&os, BufferOs::page_state, ops)
+}
+
+/// Applies `ops` to a fresh [`SimOs`] with `other`'s page sizes and to
+/// `other`, which must have no reservations; see [`run`].
+#[allow(unsafe_code)]
+fn compare<O: Os>(other: &O, state: fn(&O, usize) -> PageState, ops: &[ArenaOp]) -> usize {
+    let sys = other;
     let page = sys.page_size();
     let sim = SimOs::with_page_sizes(page, sys.huge_page_size());
     let (mut live_sim, mut live_sys) = (Vec::new(), Vec::new());
     let mut compared = 0;
     for (i, &op) in ops.iter().enumerate() {
         let a = apply(&sim, &mut live_sim, op);
-        let b = apply(&sys, &mut live_sys, op);
+        let b = apply(sys, &mut live_sys, op);
         let collapse = matches!(op, ArenaOp::AdviseHuge(_, x) if x % 3 == 2);
         let real_refused =
             b.is_os_error() || (collapse && a == OpOutcome::Ok && b != OpOutcome::Ok);
@@ -117,7 +135,7 @@ pub fn run(ops: &[ArenaOp]) -> usize {
         }
         assert_eq!(a, b, "step {i}: {op:?} (simulated, then real)");
         let sa = page_states(&live_sim, page, |x| sim.page_state(x));
-        let sb = page_states(&live_sys, page, |x| sys.page_state(x));
+        let sb = page_states(&live_sys, page, |x| state(sys, x));
         assert_eq!(sa, sb, "page states after step {i}: {op:?}");
         compared += 1;
     }
@@ -129,8 +147,8 @@ pub fn run(ops: &[ArenaOp]) -> usize {
     }
     for (b, l) in live_sys {
         // SAFETY:
-        // - As for `sim`: `sys` is a fresh object whose reservations only
-        //   this function made, and no code touches their memory.
+        // - As for `sim`: `sys` had no reservations; only this function made
+        //   any, and no code touches their memory.
         unsafe { sys.free(b, l) }.unwrap();
     }
     compared
@@ -139,9 +157,9 @@ pub fn run(ops: &[ArenaOp]) -> usize {
 /// Applies `op` to `os`, keeping `live` (the `(base, len)` of live
 /// reservations, in creation order) up to date.
 ///
-/// Private to [`run`], which passes OS objects of its own: their every
-/// reservation was made here and no code reads or writes its memory, which
-/// is what makes the destructive calls below sound whatever range they hit.
+/// Private to [`compare`], which passes OS objects whose every reservation
+/// was made here and whose memory no code reads or writes, which is what
+/// makes the destructive calls below sound whatever range they hit.
 #[allow(unsafe_code)]
 fn apply<O: Os>(os: &O, live: &mut Vec<(usize, usize)>, op: ArenaOp) -> OpOutcome {
     let page = os.page_size();

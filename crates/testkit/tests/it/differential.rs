@@ -9,7 +9,9 @@ use pageheap_testkit::replay::RealHeap;
 use pageheap_testkit::sim_os::SimOs;
 use proptest::prelude::*;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use pageheap_arena::BufferOs;
 
 /// Applies `ops` to a fresh allocator over a simulated OS and a fresh model,
 /// comparing after each; at the end, checks the summary memory the OS has
@@ -38,6 +40,43 @@ proptest! {
     fn pagealloc_matches_model(ops in page_ops(200)) {
         check_ops(&ops)?;
     }
+
+    #[test]
+    fn pagealloc_over_a_buffer_os_matches_model(ops in page_ops(200)) {
+        check_ops_over_buffer(&ops)?;
+    }
+}
+
+/// One buffer OS for every case of the proptest below: 1 GiB of memory
+/// the process never touches beyond the metadata an allocator commits
+/// (enough for the whole of `Go64`'s reserved summary address space).
+fn shared_buffer_os() -> Arc<BufferOs> {
+    static OS: OnceLock<Arc<BufferOs>> = OnceLock::new();
+    Arc::clone(OS.get_or_init(|| {
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; 1 << 30].into_boxed_slice());
+        Arc::new(BufferOs::new(buf, 4096).expect("1 GiB buffer"))
+    }))
+}
+
+/// [`check_ops`] with the allocator's metadata in a [`BufferOs`], as a
+/// kernel with no OS underneath would run it; afterwards the allocator has
+/// given every reservation back to the buffer.
+fn check_ops_over_buffer(ops: &[PageOp]) -> Result<(), TestCaseError> {
+    let os = shared_buffer_os();
+    let free_before = os.free_bytes();
+    {
+        let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), geometry()).expect("heap");
+        let mut model = Model::new(geometry());
+        for (i, op) in ops.iter().enumerate() {
+            if let Err(d) = apply_and_compare(&mut real, &mut model, op) {
+                return Err(TestCaseError::fail(format!("step {i}: {d}")));
+            }
+        }
+        check_summary_memory(&real.alloc, |a| os.page_state(a))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    }
+    prop_assert_eq!(os.free_bytes(), free_before, "reservations leaked");
+    Ok(())
 }
 
 /// Hand-picked sequences: grows on both sides of a root-summary boundary,
