@@ -39,13 +39,61 @@ fn cargo() -> Command {
 /// Cargo for the nightly toolchain. `RUSTUP_TOOLCHAIN` set by the stable
 /// `cargo xtask` invocation would otherwise pin the child to stable.
 fn nightly(tool: &str) -> Command {
+    toolchain(tool, "nightly")
+}
+
+/// `tool +NAME`, through the rustup proxy.
+fn toolchain(tool: &str, name: &str) -> Command {
     let mut c = Command::new(tool);
     c.current_dir(root())
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("CARGO")
         .env_remove("RUSTC")
-        .arg("+nightly");
+        .arg(format!("+{name}"));
     c
+}
+
+/// The workspace's declared minimum Rust version (`rust-version`).
+fn msrv_version() -> Result<String, String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml"))
+        .map_err(|e| format!("reading Cargo.toml: {e}"))?;
+    manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .map(str::to_string)
+        .ok_or_else(|| "no rust-version in the workspace Cargo.toml".into())
+}
+
+/// Checks the whole workspace, tests and benches included, with the
+/// declared minimum Rust version, installing that toolchain with rustup if
+/// it is missing. If it cannot be installed the step says so and counts as
+/// not run; it does not pass silently.
+pub fn msrv() -> Res {
+    let v = msrv_version()?;
+    let have = toolchain("rustc", &v).arg("--version").output();
+    if !have.is_ok_and(|o| o.status.success()) {
+        eprintln!("xtask: Rust {v} missing; installing it with rustup (minimal profile)");
+        let installed = Command::new("rustup")
+            .args(["toolchain", "install", &v, "--profile", "minimal"])
+            .status();
+        if !installed.is_ok_and(|s| s.success()) {
+            println!("msrv: NOT RUN: Rust {v} is not installed and rustup could not install it");
+            return Ok(());
+        }
+    }
+    run(
+        &format!("cargo +{v} check --workspace --all-targets"),
+        toolchain("cargo", &v).args([
+            "check",
+            "--workspace",
+            "--all-targets",
+            "--target-dir",
+            "target/msrv",
+        ]),
+    )?;
+    println!("msrv: the workspace builds with Rust {v}, tests and benches included");
+    Ok(())
 }
 
 fn run(what: &str, cmd: &mut Command) -> Res {
@@ -110,6 +158,7 @@ pub fn ci() -> Res {
                 cargo().args(["bench", "--workspace", "--no-run"]),
             )
         }),
+        ("examples", examples),
         ("fuzz-build", || {
             run(
                 "fuzz targets compiled",
@@ -118,6 +167,7 @@ pub fn ci() -> Res {
         }),
         ("fuzz-regress", fuzz_regressions),
         ("cross", cross),
+        ("msrv", msrv),
         ("conformance", || conformance(&[])),
     ];
     let mut summary = Vec::new();
@@ -146,6 +196,28 @@ pub fn ci() -> Res {
         steps.len(),
         total.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// The examples a user starts from, as `(package, example)`; the gate runs
+/// each (they assert what they print). The README's workload is the main
+/// job, not a test, and runs on its own.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("pageheap-alloc", "frames"),
+    ("pageheap-alloc", "custom_os"),
+    ("pageheap", "gc_spans"),
+    ("pageheap", "global"),
+];
+
+/// Runs every example in [`EXAMPLES`].
+pub fn examples() -> Res {
+    for (p, e) in EXAMPLES {
+        run(
+            &format!("example {e} of {p}"),
+            cargo().args(["run", "--quiet", "-p", p, "--example", e]),
+        )?;
+    }
+    println!("examples: {} run, 0 failed", EXAMPLES.len());
     Ok(())
 }
 

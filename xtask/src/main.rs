@@ -14,13 +14,14 @@ usage: cargo xtask <command>
 commands:
   ci                          the whole gate: fmt, clippy, tests, docs, benches and
                               fuzz targets compiled, fuzz regressions replayed,
-                              cross-target checks, conformance
+                              examples run, cross-target checks, MSRV, conformance
   conformance [FILE...]       replay the project's conformance traces (plus FILEs)
   replay-bench FILE...        time trace replays (release build): FILE NS_PER_OP
   compare-go [GLOB]           replay-bench and the Go oracle on the same files, with ratios
   miri                        the Miri-capable tests under Miri (nightly)
   fuzz TARGET [--seconds N]   run one fuzz target (nightly + cargo-fuzz)
   fuzz --smoke                run every fuzz target for 60 s
+  msrv                        check the workspace with the declared rust-version
   fuzz-regressions            replay fuzz/regressions/TARGET/* through the built targets
   cross                       `cargo check -p pageheap-arena` for the cross targets, and
                               the no_std crates built for two bare-metal targets";
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         "miri" => cmd::miri(),
         "fuzz" => cmd::fuzz(rest),
         "cross" => cmd::cross(),
+        "msrv" => cmd::msrv(),
         "fuzz-regressions" => cmd::fuzz_regressions(),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

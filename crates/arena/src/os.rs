@@ -149,8 +149,9 @@ pub unsafe trait Os: Send + Sync {
     ///
     /// # Safety
     /// Nothing live relies on the range: no reference or pointer into it
-    /// will be used again, and no other owner (a [`Reservation`]
-    /// (crate::Reservation), a page allocator) still counts it as its own.
+    /// will be used again, and no other owner (a
+    /// [`Reservation`](crate::Reservation), a page allocator) still counts
+    /// it as its own.
     unsafe fn free(&self, addr: usize, len: usize) -> Result<(), Error>;
 
     /// Huge-page advice for a mapped range; a hint without a state change.
@@ -214,16 +215,18 @@ pub(crate) fn reserve_aligned_by_retry<O: Os + ?Sized>(
     Err(last)
 }
 
-/// One OS object shared by several owners, e.g. a page allocator that owns
-/// its `Os` by value and a heap's lock-free paths that make pages Ready.
-// SAFETY:
-// - Every method forwards to the one `O` behind the `Arc`, which implements
-//   `Os` and keeps its promise: Ready memory stays valid until that object
-//   unuses, faults or frees it, and reads as zero first. The `Arc` adds no
-//   state and makes no call of its own, so whichever clone a call comes
-//   through, the object sees exactly the calls it would see without it.
-#[cfg(feature = "std")]
-unsafe impl<O: Os + ?Sized> Os for std::sync::Arc<O> {
+/// Implements [`Os`] for a handle type by forwarding every method to the
+/// `O` it points to.
+macro_rules! forward_os {
+    ($($handle:tt)*) => {
+        // SAFETY:
+        // - Every method forwards to the one `O` behind the handle, which
+        //   implements `Os` and keeps its promise: Ready memory stays valid
+        //   until that object unuses, faults or frees it, and reads as zero
+        //   first. The handle adds no state and makes no call of its own, so
+        //   whichever copy a call comes through, the object sees exactly the
+        //   calls it would see without it.
+        unsafe impl<O: Os + ?Sized> Os for $($handle)* {
     fn page_size(&self) -> usize {
         (**self).page_size()
     }
@@ -279,3 +282,14 @@ unsafe impl<O: Os + ?Sized> Os for std::sync::Arc<O> {
         (**self).reserve_aligned(len, align)
     }
 }
+    };
+}
+
+// One OS object shared by several owners, e.g. a page allocator that owns
+// its `Os` by value and a heap's lock-free paths that make pages Ready.
+#[cfg(feature = "std")]
+forward_os!(std::sync::Arc<O>);
+
+// An OS object borrowed, e.g. a page allocator over a `BufferOs` that the
+// caller keeps and inspects.
+forward_os!(&O);

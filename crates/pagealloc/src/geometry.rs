@@ -255,6 +255,10 @@ pub struct Go64Amd64;
 pub struct Go32;
 
 /// 4 KiB pages with 512-page (2 MiB) chunks over a 48-bit heap, five levels.
+///
+/// Reserves about 1.2 GiB of metadata address space up front (committed
+/// only as the heap grows); see the crate docs' table of what each
+/// geometry costs.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct Pages4K;
 

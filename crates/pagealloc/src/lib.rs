@@ -66,6 +66,32 @@
 //! # }
 //! ```
 //!
+//! # What a geometry costs
+//!
+//! The summary arrays are reserved whole when the allocator is created and
+//! committed only where the heap grows; reserved address space costs no
+//! memory and no commit charge, but it must exist (a 32-bit process or a
+//! small [`BufferOs`] buffer cannot hold 650
+//! MiB of it). Measured by `cargo run --release -p pageheap-alloc --example
+//! geometry_table` on x86-64 Linux (committed: metadata the allocator
+//! mapped; resident: the growth of the process's RSS, read from the OS; a
+//! fixed part, such as the 1 MiB chunk-map block, is spread over the heap
+//! grown):
+//!
+//! | geometry | page | heap bits | reserved up front | heap grown | per GiB contiguous: committed / resident | per GiB with gaps: committed / resident |
+//! |---|---|---|---|---|---|---|
+//! | [`Go64`] | 8 KiB | 48 | 649.2 MiB | 4 GiB | 311.0 KiB / 49.0 KiB | 313.0 KiB / 83.0 KiB |
+//! | [`Go64Amd64`] | 8 KiB | 48 | 649.2 MiB | 4 GiB | 311.0 KiB / 49.0 KiB | 313.0 KiB / 83.0 KiB |
+//! | [`Pages4K`] | 4 KiB | 48 | 1234.3 MiB | 4 GiB | 601.0 KiB / 83.0 KiB | 605.0 KiB / 87.0 KiB |
+//! | [`La57`] | 8 KiB | 57 | 299648.1 MiB | 4 GiB | 147606.0 KiB / 57.0 KiB | 147608.0 KiB / 91.0 KiB |
+//! | [`Go32`] | 8 KiB | 32 | 0.1 MiB | 1 GiB | 156.0 KiB / 88.0 KiB | 160.0 KiB / 124.0 KiB |
+//!
+//! `La57` commits its whole 64 MiB root level and a 2^23-entry chunk-map
+//! level on the first grow (resident only where touched). A geometry of
+//! your own (see the `frames` example: 4 KiB frames over 4 GiB in four
+//! levels) needs about 300 KiB of metadata in all, small enough for a
+//! static buffer.
+//!
 //! # Crate features
 //!
 //! None; the crate is `no_std`.
@@ -99,7 +125,9 @@ pub use chunk::*;
 pub use error::Error;
 pub use geometry::*;
 pub use inspect::Inspect;
-use pageheap_arena::{Os, ReleaseMode};
+/// The OS layer, re-exported so that a user of this crate alone can name
+/// the `Os` to build an allocator over.
+pub use pageheap_arena::{BufferOs, Os, ReleaseMode, SystemOs};
 pub use pageheap_ranges::AddrRange;
 pub use stats::Stats;
 pub use summary::*;

@@ -343,6 +343,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         Ok((off, len))
     }
 
+    /// Test hook for trace replay, hidden from the documentation: not meant
+    /// for allocators in use (it overwrites a chunk's bitmaps wholesale).
+    ///
     /// Sets up one chunk as a trace's `setup` line describes: grows the
     /// chunk at `chunk_base`, makes its scavenged bits exactly the `scav`
     /// ranges, then allocates the `alloc` ranges (clearing their scavenged
@@ -355,6 +358,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     ///
     /// Nothing changes on any error: [`Error::BadPageRange`] for a range
     /// past the chunk's end, otherwise the errors of [`PageAlloc::grow`].
+    #[doc(hidden)]
     pub fn seed_chunk(
         &mut self,
         chunk_base: usize,

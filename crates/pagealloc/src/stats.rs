@@ -38,6 +38,23 @@ pub struct Stats {
     pub metadata_mapped_bytes: usize,
 }
 
+/// One line: `pages: T total, U in use, F free (S scavenged); metadata: M
+/// KiB committed of R KiB reserved`.
+impl core::fmt::Display for Stats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "pages: {} total, {} in use, {} free ({} scavenged); metadata: {} KiB committed of {} KiB reserved",
+            self.pages_total,
+            self.pages_in_use,
+            self.pages_free,
+            self.pages_scavenged,
+            self.metadata_mapped_bytes >> 10,
+            self.metadata_reserved_bytes >> 10,
+        )
+    }
+}
+
 impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// Page and metadata counts.
     pub fn stats(&self) -> Stats {

@@ -15,6 +15,7 @@
 mod growth;
 
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -90,6 +91,18 @@ impl Span {
     /// The address of the first byte.
     pub fn base(&self) -> usize {
         self.base
+    }
+
+    /// The first byte as a pointer, ready to read and write the span's
+    /// `len()` bytes (with the provenance the OS mapping exposed; no
+    /// integer-to-pointer casts needed in the caller).
+    ///
+    /// # Panics
+    /// Never for a span the heap handed out (no heap page is at address 0);
+    /// only for one rebuilt by [`Span::from_raw_parts`] at address 0.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        NonNull::new(core::ptr::with_exposed_provenance_mut(self.base))
+            .expect("no span starts at address 0")
     }
 
     /// The length in pages.

@@ -1,6 +1,6 @@
 //! A thread-safe page heap for language runtimes: the Go runtime's page
-//! heap (`mheap`) composed from [`arena`] (address space from the OS) and
-//! [`pagealloc`] (the page allocator).
+//! heap (`mheap`) composed from [`pageheap_arena`] (address space from the OS) and
+//! [`pageheap_alloc`] (the page allocator).
 //!
 //! ```toml
 //! [dependencies]
@@ -65,10 +65,14 @@
 //!
 //! # Safety
 //!
-//! The crate denies `unsafe` code except in one module, the
-//! global-allocator adapter (`unsafe impl GlobalAlloc`). The page allocator
-//! and the lock-free cache path share one OS object through an `Arc`, which
-//! `arena` implements `Os` for.
+//! The crate denies `unsafe` code except where it is the point: the
+//! global-allocator adapter (`unsafe impl GlobalAlloc`), the heap's promise
+//! to the page allocator that free pages may be released
+//! ([`pageheap_alloc::OsRelease`]), the destructive OS calls of growth and
+//! drop, and [`Span::from_raw_parts`], which is `unsafe` for callers. The
+//! heap never hands out its OS object. The page allocator and the
+//! lock-free cache path share it through an `Arc`, which `pageheap-arena`
+//! implements `Os` for.
 #![deny(unsafe_code)]
 
 mod cache;
@@ -89,7 +93,7 @@ pub use config::Config;
 pub use error::Error;
 pub use global::GlobalHeap;
 pub use heap::{Heap, HeapGeometry, HeapPageAlloc, Span, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
-pub use pageheap_arena::{ReleaseMode, SystemOs};
+pub use pageheap_arena::{BufferOs, Os, ReleaseMode, SystemOs};
 pub use stats::HeapStats;
 
 // The README's example is compiled and run as a doctest.

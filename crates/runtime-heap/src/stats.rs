@@ -66,6 +66,28 @@ pub struct HeapStats {
     pub released_explicit: usize,
 }
 
+/// One line of the main figures, in MiB: `heap: S MiB (U in use, F free,
+/// R released); metadata M KiB; limit L`.
+impl core::fmt::Display for HeapStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        write!(
+            f,
+            "heap: {:.1} MiB ({:.1} in use, {:.1} free, {:.1} released); metadata {} KiB",
+            mib(self.heap_sys),
+            mib(self.heap_inuse),
+            mib(self.heap_free),
+            mib(self.heap_released),
+            self.metadata >> 10,
+        )?;
+        if self.memory_limit == usize::MAX {
+            f.write_str("; no memory limit")
+        } else {
+            write!(f, "; limit {:.1} MiB", mib(self.memory_limit))
+        }
+    }
+}
+
 impl HeapStats {
     /// Heap memory retained from the OS: `heap_inuse + heap_free` (Go's
     /// `heapRetained`).
