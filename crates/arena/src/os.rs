@@ -189,7 +189,7 @@ pub(crate) fn reserve_aligned_by_retry<O: Os + ?Sized>(
     align: usize,
 ) -> Result<usize, Error> {
     let page = os.page_size();
-    if !align.is_power_of_two() || align % page != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(page) {
         return Err(Error::Misaligned {
             addr: 0,
             len: align,

@@ -80,7 +80,7 @@ impl<'a, O: Os> Reservation<'a, O> {
     /// Wraps a reservation `os` just made for us.
     pub(crate) fn adopt(os: &'a O, base: usize, len: usize) -> Self {
         let page = os.page_size();
-        debug_assert!(base % page == 0 && len % page == 0 && len > 0);
+        debug_assert!(base.is_multiple_of(page) && len.is_multiple_of(page) && len > 0);
         let mut own = MemStatsSnapshot::default();
         own.add(Delta {
             reserved: len as isize,

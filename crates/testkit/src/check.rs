@@ -241,7 +241,7 @@ fn in_use_offsets<G: Geometry, O: Os>(
         .in_use()
         .map(|r| (to_off::<G>(r.base), to_off::<G>(r.limit)))
         .collect();
-    let aligned = |x: usize| x % G::CHUNK_BYTES == 0;
+    let aligned = |x: usize| x.is_multiple_of(G::CHUNK_BYTES);
     let each_ok = ranges
         .iter()
         .all(|&(b, l)| b < l && aligned(b) && aligned(l));

@@ -184,10 +184,10 @@ impl Model {
         if len == 0 {
             return Err(ModelError::Zero);
         }
-        if base % cb != 0 {
+        if !base.is_multiple_of(cb) {
             return Err(ModelError::Misaligned(base));
         }
-        if len % cb != 0 {
+        if !len.is_multiple_of(cb) {
             return Err(ModelError::Misaligned(len));
         }
         let limit = 1usize
@@ -387,7 +387,7 @@ impl PageHeap for Model {
         if npages == 0 {
             return Err(ModelError::Zero);
         }
-        if base % pb != 0 {
+        if !base.is_multiple_of(pb) {
             return Err(ModelError::Misaligned(base));
         }
         let first = base / pb;
@@ -517,8 +517,9 @@ impl PageHeap for Model {
                 continue;
             };
             let remaining = bytes - released;
-            let want = (remaining / g.page_bytes + usize::from(remaining % g.page_bytes != 0))
-                .next_multiple_of(min);
+            let want = (remaining / g.page_bytes
+                + usize::from(!remaining.is_multiple_of(g.page_bytes)))
+            .next_multiple_of(min);
             let mut start = end - run.min(want);
             if huge != 0 && start.next_multiple_of(huge) <= end {
                 let below = start / huge * huge;
@@ -546,7 +547,7 @@ impl PageHeap for Model {
     }
 
     fn chunk_bits(&self, chunk_base: usize) -> Option<ChunkBits> {
-        if chunk_base % self.geometry.chunk_bytes() != 0 {
+        if !chunk_base.is_multiple_of(self.geometry.chunk_bytes()) {
             return None;
         }
         self.chunks

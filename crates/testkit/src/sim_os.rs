@@ -372,7 +372,7 @@ impl SimOs {
         if len == 0 {
             return Err(Error::ZeroLength);
         }
-        if addr % self.page != 0 || len % self.page != 0 {
+        if !addr.is_multiple_of(self.page) || !len.is_multiple_of(self.page) {
             return Err(Error::Misaligned {
                 addr,
                 len,
@@ -621,7 +621,7 @@ unsafe impl Os for SimOs {
     fn reserve_aligned(&self, len: usize, align: usize) -> Result<usize, Error> {
         self.call(Call::ReserveAligned, 0, len, |g, inject| {
             self.check_args(0, len).map_err(Failure::Rule)?;
-            if !align.is_power_of_two() || align % self.page != 0 {
+            if !align.is_power_of_two() || !align.is_multiple_of(self.page) {
                 return Err(Failure::Rule(Error::Misaligned {
                     addr: 0,
                     len: align,

@@ -288,7 +288,7 @@ unsafe impl Os for SystemOs {
     fn reserve_aligned(&self, len: usize, align: usize) -> Result<usize, Error> {
         let page = self.page_size();
         check_range(0, len, page)?;
-        if !align.is_power_of_two() || align % page != 0 {
+        if !align.is_power_of_two() || !align.is_multiple_of(page) {
             return Err(Error::Misaligned {
                 addr: 0,
                 len: align,

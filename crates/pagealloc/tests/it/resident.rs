@@ -23,7 +23,10 @@ const MAX_RESIDENT_PER_GIB: usize = 64 << 10;
 /// bit 62 swapped. Pages that were only read count too, so this can only
 /// overstate the metadata's footprint.
 fn resident_bytes(pagemap: &File, page: usize, addr: usize, len: usize) -> usize {
-    assert!(addr % page == 0 && len % page == 0, "unaligned region");
+    assert!(
+        addr.is_multiple_of(page) && len.is_multiple_of(page),
+        "unaligned region"
+    );
     let pages = len / page;
     let mut buf = vec![0u8; pages * 8];
     pagemap
