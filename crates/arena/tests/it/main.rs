@@ -2,6 +2,10 @@
 //! and [`pageheap_arena::ArenaHints`] over the simulated OS (Miri-clean) and over the
 //! real one (Linux: resident-memory figures, huge-page advice, faults).
 
+/// Held by every test that reads the process's resident memory or touches
+/// more than a few pages (the harness runs tests on parallel threads).
+pub static RSS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 mod buffer;
 mod sim;
 

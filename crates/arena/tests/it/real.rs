@@ -3,11 +3,10 @@
 //! Reserved memory really faults (shown in a child process).
 //!
 //! Resident-memory figures are process-wide, so every test that reads them
-//! or touches more than a few pages holds [`RSS_LOCK`]: the test harness
+//! or touches more than a few pages holds [`RSS_LOCK`](crate::RSS_LOCK): the test harness
 //! runs tests on parallel threads.
 
 use std::process::Command;
-use std::sync::Mutex;
 
 use pageheap_arena::{
     os_huge_page_size, os_page_size, ArenaHints, Direction, Error, Hint, HugeAdvice, Os, PageState,
@@ -16,7 +15,7 @@ use pageheap_arena::{
 
 const MIB: usize = 1 << 20;
 
-static RSS_LOCK: Mutex<()> = Mutex::new(());
+use crate::RSS_LOCK;
 
 /// The process's resident set, from `/proc/self/smaps_rollup`.
 fn rss() -> usize {

@@ -103,16 +103,27 @@ pub fn run(ops: &[ArenaOp]) -> usize {
     compare(&SystemOs::new(), SystemOs::page_state, ops)
 }
 
-/// [`run`] against a [`BufferOs`] over a fresh 1 MiB buffer instead of the
-/// real OS: the buffer-backed OS must follow the same rules. The buffer is
-/// leaked (a `BufferOs` owns its memory for good).
+/// [`run`] against a [`BufferOs`] over a 1 MiB buffer instead of the real
+/// OS: the buffer-backed OS must follow the same rules. One buffer serves
+/// every call, one call at a time (a `BufferOs` owns its memory for good,
+/// and `compare` leaves it without reservations), so repeated runs do not
+/// grow the process.
 ///
 /// # Panics
 /// On the first disagreement, naming the step.
 pub fn run_buffer(ops: &[ArenaOp]) -> usize {
-    let buf: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
-    let os = BufferOs::new(buf, 4096).expect("a 1 MiB buffer holds pages");
-    compare(&os, BufferOs::page_state, ops)
+    static OS: std::sync::Mutex<Option<BufferOs>> = std::sync::Mutex::new(None);
+    let mut guard = OS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let os = guard.get_or_insert_with(|| {
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
+        BufferOs::new(buf, 4096).expect("a 1 MiB buffer holds pages")
+    });
+    assert_eq!(
+        os.free_bytes(),
+        os.usable().1,
+        "an earlier run left reservations"
+    );
+    compare(os, BufferOs::page_state, ops)
 }
 
 /// Applies `ops` to a fresh [`SimOs`] with `other`'s page sizes and to
