@@ -135,6 +135,7 @@ pub fn ci() -> Res {
                     "clippy",
                     "--workspace",
                     "--all-targets",
+                    "--all-features",
                     "--",
                     "-D",
                     "warnings",
@@ -142,7 +143,10 @@ pub fn ci() -> Res {
             )
         }),
         ("test", || {
-            run("tests", cargo().args(["test", "--workspace"]))
+            run(
+                "tests",
+                cargo().args(["test", "--workspace", "--all-features"]),
+            )
         }),
         ("doc", || {
             run(

@@ -10,7 +10,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// The operating system refused an operation on metadata or heap memory.
-    #[error("operating system call failed")]
+    #[error("operating system call failed: {0}")]
     Os(#[from] pageheap_arena::Error),
     /// The set of in-use ranges could not take another range: its node
     /// reservation is full.

@@ -40,10 +40,10 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(&'static str),
     /// The page allocator refused (bad free, or an OS failure underneath).
-    #[error("page allocator error")]
+    #[error("page allocator: {0}")]
     PageAlloc(#[from] pageheap_alloc::Error),
     /// The operating system refused an address-space operation.
-    #[error("address space error")]
+    #[error("address space: {0}")]
     Os(#[from] pageheap_arena::Error),
     /// The background scavenger thread could not be started.
     #[cfg(feature = "std")]

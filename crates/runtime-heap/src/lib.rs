@@ -58,6 +58,8 @@
 //!
 //! # Crate features
 //!
+//! - `allocator-api2`: [`Heap`] implements `allocator_api2::alloc::Allocator`
+//!   (whole spans per block), for collections built on that API.
 //! - `std` (default): the background scavenger thread
 //!   ([`Config::background_scavenger`], [`Heap::start_scavenger`]). Without
 //!   it the heap never starts a thread; the crate itself always needs
@@ -75,6 +77,8 @@
 //! implements `Os` for.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "allocator-api2")]
+mod allocator;
 mod cache;
 mod config;
 mod error;

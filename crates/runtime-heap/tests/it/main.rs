@@ -2,6 +2,8 @@
 //! fault injection, a concurrency stress test, and resident-memory tests on
 //! the real OS.
 
+#[cfg(feature = "allocator-api2")]
+mod allocator_api;
 mod api;
 mod faults;
 mod rss;
