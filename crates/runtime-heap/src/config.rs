@@ -12,7 +12,7 @@ use pageheap_arena::ReleaseMode;
 /// const CONFIG: Config = Config::DEFAULT.with_memory_limit(1 << 30).with_background_scavenger(false);
 /// assert_eq!(CONFIG.memory_limit, 1 << 30);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct Config {
     /// How released pages go back to the OS. With
@@ -43,6 +43,13 @@ pub struct Config {
     /// release free memory down to 95% of it, and the background scavenger
     /// works towards that 95% goal too.
     pub memory_limit: usize,
+    /// Called with `(base, len)` each time the heap hands a new range of
+    /// address space to its page allocator, for runtimes that keep side
+    /// tables per arena (a span map, card tables, a GC bitmap). It runs
+    /// under the heap lock: it must be quick and must not call into this
+    /// heap (that would deadlock); allocating from the global allocator is
+    /// fine.
+    pub on_grow: Option<fn(usize, usize)>,
 }
 
 impl Config {
@@ -57,6 +64,7 @@ impl Config {
         retain_extra_percent: 10,
         retain_extra_max: 4 << 20,
         memory_limit: usize::MAX,
+        on_grow: None,
     };
 
     /// Sets [`Config::memory_limit`].
@@ -84,6 +92,13 @@ impl Config {
     #[must_use]
     pub const fn with_arena_bytes(mut self, bytes: usize) -> Self {
         self.arena_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Config::on_grow`].
+    #[must_use]
+    pub const fn with_on_grow(mut self, f: fn(usize, usize)) -> Self {
+        self.on_grow = Some(f);
         self
     }
 

@@ -206,6 +206,8 @@ struct Inner<O: Os + 'static> {
     /// The OS the arenas came from (the page allocator holds another
     /// handle to the same object but does not hand it out).
     os: Arc<O>,
+    /// [`Config::on_grow`].
+    on_grow: Option<fn(usize, usize)>,
     hints: ArenaHints,
     /// Reserved address space not yet handed to the page allocator (Go's
     /// `curArena`): `cur_base..cur_end`.
@@ -285,6 +287,7 @@ impl<O: Os + 'static> Heap<O> {
         let inner = Inner {
             pa,
             os: Arc::clone(&os),
+            on_grow: config.on_grow,
             hints: ArenaHints::for_target().with_arena_bytes(arena_bytes),
             cur_base: 0,
             cur_end: 0,

@@ -60,6 +60,8 @@
 //!
 //! - `allocator-api2`: [`Heap`] implements `allocator_api2::alloc::Allocator`
 //!   (whole spans per block), for collections built on that API.
+//! - `log`: [`log`](https://docs.rs/log) events for each grow (`debug`)
+//!   and each burst of background scavenging (`trace`).
 //! - `std` (default): the background scavenger thread
 //!   ([`Config::background_scavenger`], [`Heap::start_scavenger`]). Without
 //!   it the heap never starts a thread; the crate itself always needs

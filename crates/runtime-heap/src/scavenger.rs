@@ -105,6 +105,14 @@ fn run<O: Os + 'static>(shared: &Shared<O>) {
     let mut pacer = Pacer::new(procs);
     loop {
         let (released, worked) = work(shared);
+        #[cfg(feature = "log")]
+        if released != 0 {
+            log::trace!(
+                "background scavenger released {} KiB in {:.0} us",
+                released >> 10,
+                worked / 1e3
+            );
+        }
         if released == 0 {
             if shared.signal.park(PARK_TIMEOUT) {
                 return;

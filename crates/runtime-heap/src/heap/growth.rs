@@ -68,6 +68,7 @@ impl<O: Os + 'static> Inner<O> {
                     if self.map_or_undo(os, tb, tl).is_ok() {
                         if self.pa.grow(tb, tl).is_ok() {
                             self.heap_sys += tl;
+                            self.grew(tb, tl);
                         } else {
                             // SAFETY:
                             // - The tail was mapped just above and the grow
@@ -102,7 +103,22 @@ impl<O: Os + 'static> Inner<O> {
         }
         self.cur_base = v + ask;
         self.heap_sys += ask;
+        self.grew(v, ask);
         Ok(())
+    }
+
+    /// Reports a range just handed to the page allocator: the `log` event
+    /// and the [`Config::on_grow`](crate::Config::on_grow) callback.
+    fn grew(&self, base: usize, len: usize) {
+        #[cfg(feature = "log")]
+        log::debug!(
+            "heap grew by {} KiB at {base:#x} ({} MiB in all)",
+            len >> 10,
+            self.heap_sys >> 20
+        );
+        if let Some(f) = self.on_grow {
+            f(base, len);
+        }
     }
 
     /// Runs an OS call on `base..base + len` one arena reservation at a

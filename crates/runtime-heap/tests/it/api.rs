@@ -326,3 +326,37 @@ fn re_exports_are_usable() {
     assert_eq!(PAGE_BYTES, 8192);
     assert_eq!(CHUNK_BYTES, 4 << 20);
 }
+
+/// Ranges reported to the grow callback of the test below.
+static GROWN: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn record_grow(base: usize, len: usize) {
+    GROWN.lock().unwrap().push((base, len));
+}
+
+#[test]
+fn the_grow_callback_sees_every_range_handed_to_the_heap() {
+    let _m = shared_memory();
+    let (_os, heap) = sim_heap(quiet().with_on_grow(record_grow));
+    let spans: Vec<Span> = (0..3).map(|_| heap.alloc(600).expect("alloc")).collect();
+    let grown = GROWN.lock().unwrap().clone();
+    assert!(grown.len() >= 2, "three 600-page spans need several grows");
+    let total: usize = grown.iter().map(|r| r.1).sum();
+    assert_eq!(
+        total,
+        heap.stats().heap_sys,
+        "every grown byte reported once"
+    );
+    for s in &spans {
+        assert!(
+            grown
+                .iter()
+                .any(|&(b, l)| b <= s.base() && s.end() <= b + l),
+            "span {:#x} lies in a reported range",
+            s.base()
+        );
+    }
+    for s in spans {
+        heap.free(s).unwrap();
+    }
+}
