@@ -21,6 +21,8 @@ commands:
   miri                        the Miri-capable tests under Miri (nightly)
   fuzz TARGET [--seconds N]   run one fuzz target (nightly + cargo-fuzz)
   fuzz --smoke                run every fuzz target for 60 s
+  package                     package the published crates, verified; their doctests
+                              and examples built and run from the packages
   msrv                        check the workspace with the declared rust-version
   fuzz-regressions            replay fuzz/regressions/TARGET/* through the built targets
   cross                       `cargo check -p pageheap-arena` for the cross targets, and
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         "fuzz" => cmd::fuzz(rest),
         "cross" => cmd::cross(),
         "msrv" => cmd::msrv(),
+        "package" => cmd::package(),
         "fuzz-regressions" => cmd::fuzz_regressions(),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
