@@ -557,7 +557,7 @@ pub fn miri() -> Res {
             "testkit (simulated OS)",
             &[
                 "-p",
-                "testkit",
+                "pageheap-testkit",
                 "--lib",
                 "--no-default-features",
                 "--features",

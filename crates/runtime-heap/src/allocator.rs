@@ -23,6 +23,29 @@ fn pages_for(layout: Layout) -> Option<usize> {
     (layout.size() != 0).then(|| layout.size().div_ceil(PAGE_BYTES))
 }
 
+impl<O: Os + 'static> Heap<O> {
+    /// A block for `layout` and whether it may hold old data; zero-sized
+    /// layouts get a dangling, aligned pointer (never zero: no data).
+    fn block(&self, layout: Layout) -> Result<(NonNull<[u8]>, bool), AllocError> {
+        let Some(n_pages) = pages_for(layout) else {
+            let dangling = NonNull::new(core::ptr::without_provenance_mut::<u8>(layout.align()))
+                .ok_or(AllocError)?;
+            return Ok((NonNull::slice_from_raw_parts(dangling, 0), false));
+        };
+        let span = if layout.align() <= PAGE_BYTES {
+            self.alloc(n_pages)
+        } else {
+            self.alloc_aligned(n_pages, layout.align())
+        }
+        .map_err(|_| AllocError)?;
+        let block = NonNull::slice_from_raw_parts(span.as_ptr(), span.len());
+        let needs_zero = span.needs_zero();
+        // The block now belongs to the caller until `deallocate`.
+        let _ = span.into_raw_parts();
+        Ok((block, needs_zero))
+    }
+}
+
 // SAFETY:
 // - A block is a span the heap handed out: its pages are Ready and no other
 //   span or block covers them until `deallocate` frees it, so it stays valid
@@ -33,42 +56,18 @@ fn pages_for(layout: Layout) -> Option<usize> {
 //   `deallocate` never frees.
 unsafe impl<O: Os + 'static> Allocator for Heap<O> {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let Some(n_pages) = pages_for(layout) else {
-            let dangling = NonNull::new(core::ptr::without_provenance_mut::<u8>(layout.align()))
-                .ok_or(AllocError)?;
-            return Ok(NonNull::slice_from_raw_parts(dangling, 0));
-        };
-        let span = if layout.align() <= PAGE_BYTES {
-            self.alloc(n_pages)
-        } else {
-            self.alloc_aligned(n_pages, layout.align())
-        }
-        .map_err(|_| AllocError)?;
-        let (ptr, len) = (span.as_ptr(), span.len());
-        // The block now belongs to the caller until `deallocate`.
-        let _ = span.into_raw_parts();
-        Ok(NonNull::slice_from_raw_parts(ptr, len))
+        self.block(layout).map(|(block, _)| block)
     }
 
     fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let Some(n_pages) = pages_for(layout) else {
-            return self.allocate(layout);
-        };
-        let span = if layout.align() <= PAGE_BYTES {
-            self.alloc(n_pages)
-        } else {
-            self.alloc_aligned(n_pages, layout.align())
-        }
-        .map_err(|_| AllocError)?;
-        let (ptr, len) = (span.as_ptr(), span.len());
-        if span.needs_zero() {
+        let (block, needs_zero) = self.block(layout)?;
+        if needs_zero {
             // SAFETY:
-            // - The span was just handed out: `len` bytes at `ptr` are
+            // - The span was just handed out: its `block.len()` bytes are
             //   Ready and ours alone.
-            unsafe { ptr.as_ptr().write_bytes(0, len) };
+            unsafe { block.cast::<u8>().as_ptr().write_bytes(0, block.len()) };
         }
-        let _ = span.into_raw_parts();
-        Ok(NonNull::slice_from_raw_parts(ptr, len))
+        Ok(block)
     }
 
     /// # Panics
