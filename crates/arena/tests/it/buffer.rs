@@ -11,12 +11,34 @@ use pageheap_testkit::sim_os::{run_buffer, ArenaOp};
 
 const PAGE: usize = 4096;
 
-/// A buffer OS over `pages` pages of fresh leaked memory, plus its state
-/// pages.
-fn buffer_os(pages: usize) -> BufferOs {
+/// A buffer OS and the memory it owns; the OS is dropped first (fields
+/// drop in declaration order), the memory after it.
+struct Owned {
+    os: BufferOs,
+    _mem: Vec<u8>,
+}
+
+impl std::ops::Deref for Owned {
+    type Target = BufferOs;
+    fn deref(&self) -> &BufferOs {
+        &self.os
+    }
+}
+
+/// A buffer OS over `pages` pages of fresh memory filled with `0xEE`,
+/// plus its state pages.
+fn buffer_os(pages: usize) -> Owned {
     let _g = crate::RSS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let buf: &'static mut [u8] = Box::leak(vec![0xEEu8; (pages + 2) * PAGE].into_boxed_slice());
-    BufferOs::new(buf, PAGE).expect("buffer large enough")
+    let mut mem = vec![0xEEu8; (pages + 2) * PAGE];
+    let addr = mem.as_mut_ptr().expose_provenance();
+    // SAFETY:
+    // - `mem` lives in the same `Owned` as the OS, is dropped after it and
+    //   is never touched otherwise; moving the `Vec` does not move its bytes.
+    let os = unsafe { BufferOs::from_raw_parts(addr, mem.len(), PAGE) };
+    Owned {
+        os: os.expect("buffer large enough"),
+        _mem: mem,
+    }
 }
 
 fn peek(addr: usize) -> u8 {
@@ -56,7 +78,7 @@ fn follows_the_simulated_os_on_random_call_sequences() {
 #[test]
 fn memory_reads_zero_when_first_ready_and_after_dont_need() {
     let os = buffer_os(16);
-    let mut res = Reservation::new(&os, 4 * PAGE).unwrap();
+    let mut res = Reservation::new(&os.os, 4 * PAGE).unwrap();
     let b = res.base();
     // The buffer was filled with 0xEE: mapping zeroes.
     res.commit(b, 4 * PAGE).unwrap();
@@ -155,11 +177,21 @@ fn bad_arguments_are_errors() {
             len: PAGE
         })
     );
-    let buf: &'static mut [u8] = Box::leak(vec![0u8; PAGE].into_boxed_slice());
-    assert_eq!(BufferOs::new(buf, PAGE).err(), Some(Error::ZeroLength));
-    let buf: &'static mut [u8] = Box::leak(vec![0u8; 4 * PAGE].into_boxed_slice());
+    // `new` takes a `'static` buffer; these two are refused before they
+    // are kept, so the statics are never used by an OS.
+    static mut TOO_SMALL: [u8; 4096] = [0; 4096];
+    static mut ANY: [u8; 4096] = [0; 4096];
+    // SAFETY:
+    // - Each static is borrowed once, here, for the rest of the program.
+    let (small, any) = unsafe {
+        (
+            core::slice::from_raw_parts_mut((&raw mut TOO_SMALL).cast::<u8>(), 4096),
+            core::slice::from_raw_parts_mut((&raw mut ANY).cast::<u8>(), 4096),
+        )
+    };
+    assert_eq!(BufferOs::new(small, PAGE).err(), Some(Error::ZeroLength));
     assert!(matches!(
-        BufferOs::new(buf, 3000),
+        BufferOs::new(any, 3000),
         Err(Error::Misaligned { .. })
     ));
 }

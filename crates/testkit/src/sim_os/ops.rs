@@ -111,12 +111,20 @@ pub fn run(ops: &[ArenaOp]) -> usize {
 ///
 /// # Panics
 /// On the first disagreement, naming the step.
+#[allow(unsafe_code)]
 pub fn run_buffer(ops: &[ArenaOp]) -> usize {
-    static OS: std::sync::Mutex<Option<BufferOs>> = std::sync::Mutex::new(None);
+    /// The OS and the memory it owns, kept together for the whole process.
+    static OS: std::sync::Mutex<Option<(BufferOs, Vec<u8>)>> = std::sync::Mutex::new(None);
     let mut guard = OS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let os = guard.get_or_insert_with(|| {
-        let buf: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
-        BufferOs::new(buf, 4096).expect("a 1 MiB buffer holds pages")
+    let (os, _) = guard.get_or_insert_with(|| {
+        let mut mem = vec![0u8; 1 << 20];
+        let addr = mem.as_mut_ptr().expose_provenance();
+        // SAFETY:
+        // - `mem` is stored beside the OS in this static and never touched
+        //   or dropped (the static lives as long as the process), so the
+        //   OS owns its bytes for good; moving the `Vec` does not move them.
+        let os = unsafe { BufferOs::from_raw_parts(addr, mem.len(), 4096) };
+        (os.expect("a 1 MiB buffer holds pages"), mem)
     });
     assert_eq!(
         os.free_bytes(),
