@@ -568,7 +568,8 @@ pub fn miri() -> Res {
     eprintln!(
         "xtask: NOT run under Miri (native only): real-OS tests (compiled out with \
          cfg(miri)), addr-ranges' and pagealloc's integration binaries, testkit's trace \
-         replays and differential proptests, runtime-heap (threads and the real OS)"
+         replays and differential proptests, runtime-heap (threads and the real OS), \
+         the README doctests of arena and pagealloc (they reserve from the real OS)"
     );
     for (name, args) in runs {
         run(

@@ -277,7 +277,8 @@ impl From<OsError> for std::io::Error {
 #[cfg(test)]
 mod tests;
 
-// The README's example is compiled and run as a doctest.
-#[cfg(doctest)]
+// The README's example is compiled and run as a doctest (natively: it
+// reserves `PROT_NONE` address space from the real OS, which Miri cannot).
+#[cfg(all(doctest, not(miri)))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

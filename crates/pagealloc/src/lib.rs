@@ -387,7 +387,8 @@ pub(crate) fn to_addr<G: Geometry>(off: usize) -> usize {
     off.wrapping_add(G::ARENA_BASE_OFFSET)
 }
 
-// The README's example is compiled and run as a doctest.
-#[cfg(doctest)]
+// The README's example is compiled and run as a doctest (natively: it
+// reserves `PROT_NONE` address space from the real OS, which Miri cannot).
+#[cfg(all(doctest, not(miri)))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
