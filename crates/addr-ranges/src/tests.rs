@@ -399,63 +399,53 @@ fn offset_order() {
 
 #[test]
 fn fixed_storage_runs_out_cleanly() {
-    let mut nodes = [Node::EMPTY; 1];
-    let mut set = AddrRanges::with_storage(AddrSpace::flat(), SliceStorage::new(&mut nodes));
-    let mut want = Vec::new();
-    for i in 0..32 {
-        set.add(r(10 * i, 10 * i + 5)).unwrap();
-        want.push(r(10 * i, 10 * i + 5));
-    }
-    // A 33rd separate range needs a split, hence two more nodes.
-    assert_eq!(
-        set.add(r(1000, 1001)),
-        Err(Error::OutOfStorage { nodes: 3 })
-    );
-    check(&set, &want);
-    // Coalescing needs no new node.
-    set.add(r(5, 10)).unwrap();
-    want[0] = r(0, 15);
-    want.remove(1);
-    check(&set, &want);
-    set.add(r(1000, 1001)).unwrap();
-    want.push(r(1000, 1001));
-    check(&set, &want);
-}
-
-#[test]
-fn small_sets_need_no_storage() {
     // The root leaf lives in the set itself: 32 ranges fit in no storage at
-    // all, and coalescing, lookups and removals work there too.
-    let mut set = AddrRanges::with_storage(AddrSpace::flat(), SliceStorage::new(&mut []));
-    let mut want: Vec<AddrRange> = (0..32).map(|i| r(10 * i, 10 * i + 5)).collect();
-    for &x in want.iter().rev() {
-        set.add(x).unwrap();
+    // all (and in one node of storage, still unused), and coalescing,
+    // lookups and removals work there too. Filled in both orders.
+    for n_nodes in [0, 1] {
+        let mut nodes = alloc::vec![Node::EMPTY; n_nodes];
+        let mut set = AddrRanges::with_storage(AddrSpace::flat(), SliceStorage::new(&mut nodes));
+        let mut want: Vec<AddrRange> = (0..32).map(|i| r(10 * i, 10 * i + 5)).collect();
+        let order: Vec<AddrRange> = if n_nodes == 0 {
+            want.iter().rev().copied().collect()
+        } else {
+            want.clone()
+        };
+        for x in order {
+            set.add(x).unwrap();
+        }
+        check(&set, &want);
+        assert_eq!(set.nodes_used(), 0);
+        // The 33rd separate range splits the leaf: it moves into the
+        // storage beside a right half and a new root, three nodes in all.
+        assert_eq!(
+            set.add(r(1000, 1001)),
+            Err(Error::OutOfStorage { nodes: 3 })
+        );
+        check(&set, &want);
+        // Coalescing needs no new node, and then the range fits.
+        set.add(r(5, 10)).unwrap();
+        want[0] = r(0, 15);
+        want.remove(1);
+        check(&set, &want);
+        set.add(r(1000, 1001)).unwrap();
+        want.push(r(1000, 1001));
+        check(&set, &want);
+        assert_eq!(set.remove_last(2), r(1000, 1001));
+        want.pop();
+        assert_eq!(set.remove_last(2), r(313, 315));
+        want[30] = r(310, 313);
+        set.remove_greater_equal(102);
+        want.truncate(10);
+        want[9] = r(100, 102);
+        check(&set, &want);
+        while !set.is_empty() {
+            set.remove_last(usize::MAX);
+        }
+        check(&set, &[]);
+        set.add(r(7, 9)).unwrap();
+        check(&set, &[r(7, 9)]);
     }
-    check(&set, &want);
-    assert_eq!(set.nodes_used(), 0);
-    // The 33rd separate range splits the leaf: it moves into the storage
-    // beside a right half and a new root, three nodes the slice lacks.
-    assert_eq!(
-        set.add(r(1000, 1001)),
-        Err(Error::OutOfStorage { nodes: 3 })
-    );
-    check(&set, &want);
-    set.add(r(5, 10)).unwrap();
-    want[0] = r(0, 15);
-    want.remove(1);
-    check(&set, &want);
-    assert_eq!(set.remove_last(2), r(313, 315));
-    want[30] = r(310, 313);
-    set.remove_greater_equal(102);
-    want.truncate(10);
-    want[9] = r(100, 102);
-    check(&set, &want);
-    while !set.is_empty() {
-        set.remove_last(usize::MAX);
-    }
-    check(&set, &[]);
-    set.add(r(7, 9)).unwrap();
-    check(&set, &[r(7, 9)]);
 }
 
 #[test]
