@@ -95,7 +95,9 @@ impl Span {
 
     /// The first byte as a pointer, ready to read and write the span's
     /// `len()` bytes (with the provenance the OS mapping exposed; no
-    /// integer-to-pointer casts needed in the caller).
+    /// integer-to-pointer casts needed in the caller). The memory is valid
+    /// while the span is allocated and its heap lives: freeing the span or
+    /// dropping the heap gives it back.
     ///
     /// # Panics
     /// Never for a span the heap handed out (no heap page is at address 0);

@@ -218,8 +218,10 @@ impl<O: Os + 'static> Drop for Inner<O> {
             // SAFETY:
             // - Each entry is one whole arena reservation the heap made.
             // - The heap is going away: `Inner` drops only with the last
-            //   handle to it, so no call can hand out or take back a span,
-            //   and spans outliving their heap are dead by its contract.
+            //   handle to it, so no call can hand out or take back a span.
+            // - Span memory is reached only through raw pointers
+            //   (`Span::as_ptr`), documented as valid only while the heap
+            //   lives; no safe code holds a reference into an arena.
             let r = unsafe { self.os.free(base, len) };
             debug_assert!(r.is_ok(), "freeing a heap arena failed: {r:?}");
         }
