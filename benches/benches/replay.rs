@@ -13,7 +13,7 @@ use pageheap_testkit::replay::{prepare, replay_ops, RealHeap};
 use pageheap_testkit::trace::Trace;
 
 fn replay(c: &mut Criterion) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/testkit/traces/perf");
+    let dir = Path::new(pageheap_testkit::PERF_TRACES).join("perf");
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
     for name in ["cache", "large", "mixed", "scav", "small"] {

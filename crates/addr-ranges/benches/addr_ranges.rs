@@ -31,9 +31,13 @@ fn range(i: usize) -> AddrRange {
     AddrRange::new(2 * i * ARENA, (2 * i + 1) * ARENA)
 }
 
+mod shuffle {
+    include!("../tests/support/shuffle.rs");
+}
+
 /// The fixed shuffled order of the adds.
 fn shuffled(n: usize) -> Vec<usize> {
-    pageheap_testkit::rng::shuffled(n, 0x9e37_79b9_7f4a_7c15)
+    shuffle::shuffled(n, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Go's layout: a sorted array, binary search, insertion by shifting.

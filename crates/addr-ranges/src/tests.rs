@@ -7,7 +7,11 @@
 
 use alloc::vec::Vec;
 
-use pageheap_testkit::rng::shuffled;
+mod shuffle {
+    use alloc::vec::Vec;
+    include!("../tests/support/shuffle.rs");
+}
+use shuffle::shuffled;
 
 use crate::{AddrRange, AddrRanges, AddrSpace, Error, Node, SliceStorage, Storage};
 

@@ -8,8 +8,9 @@
 //! This crate is the only door to the OS memory calls of the workspace:
 //! `mmap`, `madvise`, `VirtualAlloc` and `memory.grow` appear in its `sys`
 //! module and nowhere else. Upper layers are generic over the [`Os`] trait;
-//! [`SystemOs`] implements it for the real system and `testkit` implements it
-//! over ordinary heap memory.
+//! [`SystemOs`] implements it for the real system, [`BufferOs`] over memory
+//! the caller supplies, and `sim::SimOs` (feature `sim`) over ordinary heap
+//! memory for tests.
 //!
 //! # Model
 //!
@@ -86,6 +87,9 @@
 //!   [`std::io::Error`], and the page-state lock yields the thread while it
 //!   waits. Without it the crate is `no_std` and does not even link
 //!   `alloc`.
+//! - `sim` (implies `std`): the [`sim`] module, a simulated OS over
+//!   ordinary heap memory with fault injection, for tests. It is the only
+//!   part of the crate that uses the global heap.
 //!
 //! # No global heap
 //!
@@ -105,6 +109,8 @@ mod lock;
 mod os;
 mod reservation;
 mod side;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod state;
 mod stats;
 mod sys;

@@ -3,8 +3,10 @@
 //! Everything above `arena` reaches the operating system through [`Os`]: the
 //! page allocator reserves and maps its metadata with it and releases heap
 //! memory through it, and the facade grows the heap with it. The real OS
-//! implements it in this crate; `testkit` implements it over ordinary heap
-//! memory so that every layer runs under Miri and under fault injection.
+//! implements it in this crate ([`SystemOs`](crate::SystemOs)), and so do
+//! caller-supplied memory ([`BufferOs`](crate::BufferOs)) and, with the `sim`
+//! feature, a simulated OS over heap memory that lets every layer run under
+//! Miri and under fault injection.
 //!
 //! Addresses are plain `usize` values. Region state follows the model of the
 //! Go runtime's memory layer:

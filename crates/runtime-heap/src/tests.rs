@@ -109,6 +109,6 @@ fn cache_overlap() {
 fn heap_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<crate::Heap>();
-    assert_send_sync::<crate::Heap<pageheap_testkit::sim_os::SimOs>>();
+    assert_send_sync::<crate::Heap<pageheap_arena::sim::SimOs>>();
     assert_send_sync::<crate::GlobalHeap>();
 }

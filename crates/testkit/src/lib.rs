@@ -14,6 +14,16 @@
 // dereferences a pointer.
 #![deny(unsafe_code)]
 
+/// The conformance traces, one directory per policy (`go119`, ...), with
+/// `TRACE-FORMAT.md`. They live in `pageheap-alloc`'s package, whose own
+/// tests replay them.
+pub const CONFORMANCE_TRACES: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../pagealloc/tests/traces");
+
+/// The long traces for timing (`perf/`, ...): too large to publish, they
+/// stay in this unpublished crate.
+pub const PERF_TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/traces");
+
 // Each area adds its module here, behind its feature.
 #[cfg(feature = "pages")]
 pub mod check;

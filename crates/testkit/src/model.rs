@@ -1,5 +1,5 @@
 //! A flat reference page allocator, written for obviousness from the
-//! "Semantics" section of `traces/TRACE-FORMAT.md` alone.
+//! "Semantics" section of `crates/pagealloc/tests/traces/TRACE-FORMAT.md` alone.
 //!
 //! [`Model`] keeps each grown chunk's allocation and scavenged bitmaps in a
 //! `BTreeMap` and answers every request with a linear scan in address order:

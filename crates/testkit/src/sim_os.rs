@@ -1,709 +1,342 @@
-//! A simulated operating system: [`SimOs`] implements [`pageheap_arena::Os`] over
-//! ordinary heap memory, checks every call, and injects faults.
+//! The simulated OS, re-exported from `pageheap_arena::sim` (feature
+//! `sim`), plus random sequences of legal and illegal [`Os`] calls for the
+//! `arena_ops` fuzz target: the same [`ArenaOp`]s are applied to the
+//! simulated OS and to `pageheap_arena::SystemOs` (or a `BufferOs`), and
+//! their outcomes and page states must agree.
 //!
-//! Each reservation is backed by a zeroed `Vec<u8>` (lazily zeroed by the
-//! allocator, so reserving hundreds of MiB is cheap natively) whose start is
-//! aligned up to the page size inside it; Ready memory is therefore real
-//! memory, usable through `core::ptr::with_exposed_provenance_mut` and under
-//! Miri. Every page's [`PageState`] is tracked. A call that breaks the rules
-//! (map twice, use Reserved memory, release what was never mapped, free what
-//! is not a reservation, misaligned or zero arguments) fails with the same
-//! [`pageheap_arena::Error`] that `pageheap_arena::SystemOs` returns *and* is recorded as a
-//! [`Violation`], so a test can assert that the code under test never broke
-//! them ([`SimOs::assert_clean`]).
-//!
-//! The simulated OS owns only the memory it allocated: `reserve_at` anywhere
-//! else reports [`Error::AddressTaken`], as if the host process used it.
-//!
-//! One limit of doing this without `unsafe`: `unused` with
-//! [`ReleaseMode::DontNeed`], `unused` with [`ReleaseMode::Free`] (which
-//! poisons the pages with `0xA5`) and `fault` (which zeroes them) write
-//! through the backing `Vec` itself, so no other thread may touch the same
-//! reservation's memory during those calls.
+//! Reservations are named by their slot in a list of live ones, and every
+//! address is relative to its reservation, so the two systems can be
+//! compared although their addresses differ.
 
-mod ops;
+pub use pageheap_arena::sim::{Call, Faults, SimOs, Violation};
 
-pub use ops::{page_states, run, run_buffer, ArenaOp, OpOutcome, Slot, MAX_LIVE, MAX_PAGES};
+use arbitrary::Arbitrary;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use pageheap_arena::{BufferOs, Error, HugeAdvice, Op, Os, PageState, ReleaseMode, SystemOs};
 
-use pageheap_arena::{Error, HugeAdvice, Op, Os, OsError, PageState, ReleaseMode};
+/// At most this many reservations are live; `Reserve` beyond it is skipped.
+pub const MAX_LIVE: usize = 6;
+/// At most this many pages per reservation.
+pub const MAX_PAGES: usize = 16;
 
-/// The kinds of [`Os`] calls, for counting and fault injection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Call {
-    /// [`Os::reserve`].
-    Reserve,
-    /// [`Os::reserve_at`].
-    ReserveAt,
-    /// [`Os::reserve_aligned`].
-    ReserveAligned,
-    /// [`Os::map`].
-    Map,
-    /// [`Os::used`].
-    Used,
-    /// [`Os::unused`].
-    Unused,
-    /// [`Os::fault`].
-    Fault,
-    /// [`Os::free`].
-    Free,
-    /// [`Os::advise_huge`].
-    AdviseHuge,
+/// A range inside (or around) a live reservation, in pages.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Which live reservation (modulo their number); with none live, the
+    /// range lies at an address no reservation uses.
+    pub slot: u8,
+    /// First page, relative to the reservation, modulo its length (the
+    /// range may run past its end).
+    pub page: u8,
+    /// Number of pages (0 makes a zero-length call).
+    pub pages: u8,
+    /// Adds one byte to the address when odd: a misaligned call.
+    pub skew: u8,
 }
 
-impl Call {
-    /// Every kind, in declaration order.
-    pub const ALL: [Call; 9] = [
-        Call::Reserve,
-        Call::ReserveAt,
-        Call::ReserveAligned,
-        Call::Map,
-        Call::Used,
-        Call::Unused,
-        Call::Fault,
-        Call::Free,
-        Call::AdviseHuge,
-    ];
+/// One call on an [`Os`].
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArenaOp {
+    /// `reserve(None, pages)`; zero pages is an illegal call.
+    Reserve {
+        /// Length in pages, modulo `MAX_PAGES + 1`.
+        pages: u8,
+    },
+    /// `reserve` with a length one byte short of whole pages.
+    ReserveMisaligned {
+        /// Length in pages, modulo `MAX_PAGES`, plus one.
+        pages: u8,
+    },
+    /// `reserve_at` over a live reservation: must be refused on both.
+    ReserveAtTaken(Slot),
+    /// `map`.
+    Map(Slot),
+    /// `used`.
+    Used(Slot),
+    /// `unused`.
+    Unused(Slot, bool),
+    /// `fault`.
+    Fault(Slot),
+    /// `free`; whole reservations when the flag is set.
+    Free(Slot, bool),
+    /// `advise_huge`.
+    AdviseHuge(Slot, u8),
 }
 
-/// Which calls fail with an injected OS error (`ENOMEM`).
-///
-/// Call numbers are 1-based and count from the moment the faults are set
-/// with [`SimOs::set_faults`]; every call counts, including ones rejected for
-/// bad arguments (those fail with their own error, using up the fault).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Faults {
-    nth_call: Option<u64>,
-    every: Vec<Call>,
-    nth_of: Vec<(Call, u64)>,
-}
-
-impl Faults {
-    /// No faults.
-    pub fn none() -> Self {
-        Self::default()
-    }
-
-    /// Fails the `k`-th call of any kind.
-    #[must_use]
-    pub fn nth_call(mut self, k: u64) -> Self {
-        self.nth_call = Some(k);
-        self
-    }
-
-    /// Fails every call of kind `call`.
-    #[must_use]
-    pub fn every(mut self, call: Call) -> Self {
-        self.every.push(call);
-        self
-    }
-
-    /// Fails the `k`-th call of kind `call`.
-    #[must_use]
-    pub fn nth_of(mut self, call: Call, k: u64) -> Self {
-        self.nth_of.push((call, k));
-        self
-    }
-}
-
-/// A broken rule, recorded by the simulated OS.
+/// An outcome with addresses made relative, comparable across systems.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// The call that broke it; `None` for [`SimOs::check_access`].
-    pub call: Option<Call>,
-    /// The address passed.
-    pub addr: usize,
-    /// The length passed.
-    pub len: usize,
-    /// The error returned.
-    pub error: Error,
+pub enum OpOutcome {
+    /// The call succeeded (or was skipped).
+    Ok,
+    /// It failed with an error of this kind; for invalid transitions, the
+    /// offending page's index in its reservation and its state.
+    Err {
+        /// The error variant's name.
+        kind: &'static str,
+        /// The first page in a wrong state, relative to the reservation.
+        page: Option<usize>,
+        /// That page's state.
+        state: Option<PageState>,
+        /// The operation refused.
+        op: Option<Op>,
+    },
 }
 
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.call {
-            Some(c) => write!(
-                f,
-                "{c:?}({:#x}, {:#x}): {}",
-                self.addr, self.len, self.error
-            ),
-            None => write!(
-                f,
-                "access({:#x}, {:#x}): {}",
-                self.addr, self.len, self.error
-            ),
-        }
+impl OpOutcome {
+    /// Whether this is an error of kind `Os` (the system refused), which
+    /// only a real system produces for legal calls.
+    pub fn is_os_error(&self) -> bool {
+        matches!(self, OpOutcome::Err { kind: "Os", .. })
     }
 }
 
-/// The simulated OS. See the [module docs](self).
-pub struct SimOs {
-    page: usize,
-    huge: Option<usize>,
-    inner: Mutex<Inner>,
+/// Applies `ops` to a [`SimOs`] and to a [`SystemOs`] with the same page
+/// sizes, and panics unless every outcome and every page state agree.
+/// Returns how many steps were compared. Both are left without
+/// reservations.
+///
+/// The real system may refuse a legal call (out of memory), and
+/// `MADV_COLLAPSE` may be missing or fail transiently; the run stops there,
+/// since the two systems' states have parted.
+///
+/// # Panics
+/// On the first disagreement, naming the step.
+pub fn run(ops: &[ArenaOp]) -> usize {
+    compare(&SystemOs::new(), SystemOs::page_state, ops)
 }
 
-#[derive(Default)]
-struct Inner {
-    regions: BTreeMap<usize, Region>,
-    calls: BTreeMap<Call, u64>,
-    total: u64,
-    faults: Faults,
-    /// Call counts when the faults were set.
-    fault_base: (u64, BTreeMap<Call, u64>),
-    violations: Vec<Violation>,
-}
-
-struct Region {
-    /// Owns the memory; `base` lies inside it.
-    backing: Vec<u8>,
-    /// Offset of `base` in `backing`.
-    offset: usize,
-    len: usize,
-    pages: Vec<Page>,
-}
-
-#[derive(Clone, Copy)]
-struct Page {
-    state: PageState,
-    /// Released with [`ReleaseMode::Free`]: still resident until reused.
-    lazily_freed: bool,
-}
-
-impl Default for SimOs {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for SimOs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimOs")
-            .field("page", &self.page)
-            .field("huge", &self.huge)
-            .field("reservations", &self.reservations())
-            .finish()
-    }
-}
-
-impl SimOs {
-    /// 4 KiB pages, 2 MiB huge pages.
-    pub fn new() -> Self {
-        Self::with_page_sizes(4096, Some(2 << 20))
-    }
-
-    /// The given page size and huge page size (`None`: huge-page advice is
-    /// [`Error::Unsupported`]).
-    ///
-    /// # Panics
-    /// If a size is not a power of two.
-    pub fn with_page_sizes(page: usize, huge: Option<usize>) -> Self {
-        assert!(
-            page.is_power_of_two(),
-            "page size {page:#x} is not a power of two"
-        );
-        if let Some(h) = huge {
-            assert!(
-                h.is_power_of_two(),
-                "huge page size {h:#x} is not a power of two"
-            );
-        }
-        Self {
-            page,
-            huge,
-            inner: Mutex::new(Inner::default()),
-        }
-    }
-
-    /// Replaces the fault configuration; call numbers count from now.
-    pub fn set_faults(&self, faults: Faults) {
-        let mut g = self.lock();
-        g.fault_base = (g.total, g.calls.clone());
-        g.faults = faults;
-    }
-
-    /// How many calls of kind `call` were made, valid or not.
-    pub fn calls(&self, call: Call) -> u64 {
-        self.lock().calls.get(&call).copied().unwrap_or(0)
-    }
-
-    /// How many calls were made in all.
-    pub fn total_calls(&self) -> u64 {
-        self.lock().total
-    }
-
-    /// The broken rules recorded so far.
-    pub fn violations(&self) -> Vec<Violation> {
-        self.lock().violations.clone()
-    }
-
-    /// Returns the recorded violations and forgets them.
-    pub fn take_violations(&self) -> Vec<Violation> {
-        std::mem::take(&mut self.lock().violations)
-    }
-
-    /// Asserts that no rule was broken.
-    ///
-    /// # Panics
-    /// If any violation was recorded, listing them all.
-    pub fn assert_clean(&self) {
-        let v = self.violations();
-        if !v.is_empty() {
-            let list: Vec<String> = v.iter().map(|v| format!("  {v}")).collect();
-            panic!(
-                "the simulated OS saw {} violation(s):\n{}",
-                v.len(),
-                list.join("\n")
-            );
-        }
-    }
-
-    /// Checks that `addr..addr + len` may be read and written: every byte
-    /// must be Ready. A failure is recorded as a violation.
-    ///
-    /// # Errors
-    /// [`Error::InvalidTransition`] with [`Op::Access`] naming the first page
-    /// that is not Ready (e.g. "touching Reserved memory"); a range not
-    /// inside one reservation is [`Error::NotReserved`].
-    pub fn check_access(&self, addr: usize, len: usize) -> Result<(), Error> {
-        let mut g = self.lock();
-        let r = self.access(&g, addr, len);
-        if let Err(e) = &r {
-            g.violations.push(Violation {
-                call: None,
-                addr,
-                len,
-                error: e.clone(),
-            });
-        }
-        r
-    }
-
-    /// Copies memory at `addr` into `buf`, after [`check_access`]
-    /// (recording a violation if it fails).
-    ///
-    /// [`check_access`]: SimOs::check_access
-    ///
-    /// # Errors
-    /// As [`SimOs::check_access`].
-    pub fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), Error> {
-        self.check_access(addr, buf.len())?;
-        let g = self.lock();
-        if let Some((base, r)) = find(&g.regions, addr, buf.len().max(1)) {
-            let at = r.offset + (addr - base);
-            buf.copy_from_slice(&r.backing[at..at + buf.len()]);
-        }
-        Ok(())
-    }
-
-    /// Copies `bytes` to memory at `addr`, after [`check_access`]
-    /// (recording a violation if it fails).
-    ///
-    /// [`check_access`]: SimOs::check_access
-    ///
-    /// # Errors
-    /// As [`SimOs::check_access`].
-    pub fn write(&self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
-        self.check_access(addr, bytes.len())?;
-        let mut g = self.lock();
-        if let Some((base, r)) = find_mut(&mut g.regions, addr, bytes.len().max(1)) {
-            let at = r.offset + (addr - base);
-            r.backing[at..at + bytes.len()].copy_from_slice(bytes);
-            let _ = r.backing.as_mut_ptr().expose_provenance();
-        }
-        Ok(())
-    }
-
-    /// The state of the page containing `addr`.
-    pub fn page_state(&self, addr: usize) -> PageState {
-        let g = self.lock();
-        match find(&g.regions, addr, 1) {
-            Some((base, r)) => r.pages[(addr - base) / self.page].state,
-            None => PageState::None,
-        }
-    }
-
-    /// The live reservations, as `(base, len)` in address order.
-    pub fn reservations(&self) -> Vec<(usize, usize)> {
-        self.lock()
-            .regions
-            .iter()
-            .map(|(&b, r)| (b, r.len))
-            .collect()
-    }
-
-    /// Bytes in state `state` over all reservations.
-    pub fn bytes_in(&self, state: PageState) -> usize {
-        self.sum(|p| p.state == state)
-    }
-
-    /// Bytes Ready.
-    pub fn ready_bytes(&self) -> usize {
-        self.bytes_in(PageState::Ready)
-    }
-
-    /// Bytes the simulated OS counts as resident: Ready pages plus pages
-    /// released with [`ReleaseMode::Free`], which it never reclaims.
-    pub fn resident_bytes(&self) -> usize {
-        self.sum(|p| p.state == PageState::Ready || p.lazily_freed)
-    }
-
-    fn sum(&self, pred: impl Fn(&Page) -> bool) -> usize {
-        let g = self.lock();
-        let n: usize = g
-            .regions
-            .values()
-            .map(|r| r.pages.iter().filter(|p| pred(p)).count())
-            .sum();
-        n * self.page
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A test that panicked while holding the lock leaves consistent
-        // state behind (every update is done before any panic can happen).
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Zero length, misalignment, overflow; returns the end.
-    fn check_args(&self, addr: usize, len: usize) -> Result<usize, Error> {
-        if len == 0 {
-            return Err(Error::ZeroLength);
-        }
-        if !addr.is_multiple_of(self.page) || !len.is_multiple_of(self.page) {
-            return Err(Error::Misaligned {
-                addr,
-                len,
-                align: self.page,
-            });
-        }
-        addr.checked_add(len).ok_or(Error::Overflow { addr, len })
-    }
-
-    fn access(&self, g: &Inner, addr: usize, len: usize) -> Result<(), Error> {
-        let Some((base, r)) = find(&g.regions, addr, len.max(1)) else {
-            return Err(Error::NotReserved { addr, len });
-        };
-        let first = (addr - base) / self.page;
-        let last = (addr + len.max(1) - 1 - base) / self.page;
-        match (first..=last).find(|&i| r.pages[i].state != PageState::Ready) {
-            Some(i) => Err(Error::InvalidTransition {
-                op: Op::Access,
-                addr: base + i * self.page,
-                state: r.pages[i].state,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts the call, runs `body` (the validation and the effect), records
-    /// a rule violation, and injects a fault into calls that were valid.
-    fn call<T>(
-        &self,
-        call: Call,
-        addr: usize,
-        len: usize,
-        body: impl FnOnce(&mut Inner, Injected) -> Result<T, Failure>,
-    ) -> Result<T, Error> {
-        let mut g = self.lock();
-        g.total += 1;
-        *g.calls.entry(call).or_insert(0) += 1;
-        let inject = Injected(fault_due(&g, call));
-        match body(&mut g, inject) {
-            Ok(v) => Ok(v),
-            Err(Failure::Outcome(e)) => Err(e),
-            Err(Failure::Rule(e)) => {
-                g.violations.push(Violation {
-                    call: Some(call),
-                    addr,
-                    len,
-                    error: e.clone(),
-                });
-                Err(e)
-            }
-        }
-    }
-
-    /// A page transition: validates, injects, then sets states and runs
-    /// `effect` on the pages (byte offset in `backing`, length).
-    fn transition(
-        &self,
-        call: Call,
-        op: Op,
-        addr: usize,
-        len: usize,
-        effect: impl FnOnce(&mut Region, usize, usize),
-    ) -> Result<(), Error> {
-        let (accepts, to) = rule(op);
-        self.call(call, addr, len, |g, inject| {
-            let end = self.check_args(addr, len).map_err(Failure::Rule)?;
-            let page = self.page;
-            let (base, r) = find_mut(&mut g.regions, addr, len)
-                .ok_or(Failure::Rule(Error::NotReserved { addr, len }))?;
-            let first = (addr - base) / page;
-            let last = (end - base) / page;
-            if let Some(i) = (first..last).find(|&i| !accepts(r.pages[i].state)) {
-                return Err(Failure::Rule(Error::InvalidTransition {
-                    op,
-                    addr: base + i * page,
-                    state: r.pages[i].state,
-                }));
-            }
-            inject.check()?;
-            if let Some(to) = to {
-                for p in &mut r.pages[first..last] {
-                    p.state = to;
-                }
-            }
-            let offset = r.offset + (addr - base);
-            effect(r, offset, len);
-            Ok(())
-        })
-    }
-
-    /// Makes a new region of `len` bytes aligned to `align`.
-    fn new_region(&self, g: &mut Inner, len: usize, align: usize) -> Result<usize, Failure> {
-        let size = len
-            .checked_add(align)
-            .ok_or(Failure::Rule(Error::Overflow { addr: 0, len }))?;
-        let mut backing = vec![0u8; size];
-        let start = backing.as_mut_ptr().expose_provenance();
-        let base = start.next_multiple_of(align);
-        let pages = vec![
-            Page {
-                state: PageState::Reserved,
-                lazily_freed: false,
-            };
-            len / self.page
-        ];
-        g.regions.insert(
-            base,
-            Region {
-                backing,
-                offset: base - start,
-                len,
-                pages,
-            },
-        );
-        Ok(base)
-    }
-}
-
-/// The simulation's own statement of the transition rules (the same table
-/// as the `arena` crate docs, written out again so the two can disagree):
-/// which states `op` accepts, and the state it leaves.
-fn rule(op: Op) -> (fn(PageState) -> bool, Option<PageState>) {
-    use PageState::{Prepared, Ready, Reserved};
-    match op {
-        Op::Map => (|s| s == Reserved, Some(Prepared)),
-        Op::Used => (|s| s == Prepared || s == Ready, Some(Ready)),
-        Op::Unused => (|s| s == Ready, Some(Prepared)),
-        Op::Fault => (|s| s == Prepared || s == Ready, Some(Reserved)),
-        _ => (|s| s == Prepared || s == Ready, None),
-    }
-}
-
-/// Whether an injected fault is due for this call (already counted).
-fn fault_due(g: &Inner, call: Call) -> bool {
-    let f = &g.faults;
-    let since = g.total - g.fault_base.0;
-    let of_kind =
-        g.calls.get(&call).copied().unwrap_or(0) - g.fault_base.1.get(&call).copied().unwrap_or(0);
-    f.nth_call == Some(since)
-        || f.every.contains(&call)
-        || f.nth_of.iter().any(|&(c, k)| c == call && k == of_kind)
-}
-
-/// Why a call failed: a broken rule (recorded) or a plain outcome.
-enum Failure {
-    Rule(Error),
-    Outcome(Error),
-}
-
-/// Whether this call is to fail with an injected error.
-#[derive(Clone, Copy)]
-struct Injected(bool);
-
-impl Injected {
-    fn check(self) -> Result<(), Failure> {
-        if self.0 {
-            Err(Failure::Outcome(Error::Os {
-                op: "simulated fault",
-                source: OsError::OUT_OF_MEMORY,
-            }))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// The region wholly containing `addr..addr + len`.
-fn find(regions: &BTreeMap<usize, Region>, addr: usize, len: usize) -> Option<(usize, &Region)> {
-    let (&base, r) = regions.range(..=addr).next_back()?;
-    let end = addr.checked_add(len)?;
-    (end - base <= r.len).then_some((base, r))
-}
-
-fn find_mut(
-    regions: &mut BTreeMap<usize, Region>,
-    addr: usize,
-    len: usize,
-) -> Option<(usize, &mut Region)> {
-    let (&base, r) = regions.range_mut(..=addr).next_back()?;
-    let end = addr.checked_add(len)?;
-    (end - base <= r.len).then_some((base, r))
-}
-
-/// Whether `addr..end` overlaps a region.
-fn overlaps(regions: &BTreeMap<usize, Region>, addr: usize, end: usize) -> bool {
-    regions
-        .range(..end)
-        .next_back()
-        .is_some_and(|(&base, r)| base + r.len > addr)
-}
-
-/// Writes `byte` over `backing[offset..offset + len]` and exposes the
-/// buffer's provenance again, since the write through a fresh `&mut` retires
-/// the pointers exposed before it.
-fn fill(r: &mut Region, offset: usize, len: usize, byte: u8) {
-    r.backing[offset..offset + len].fill(byte);
-    let _ = r.backing.as_mut_ptr().expose_provenance();
-}
-
-// SAFETY:
-// - Ready memory is valid for reads and writes: every reservation is a live
-//   `Vec<u8>` allocation of at least `offset + len` bytes, owned by `regions`
-//   until `free` removes it, and its address was exposed with
-//   `expose_provenance` (again after every write the simulation makes), so a
-//   pointer made with `with_exposed_provenance_mut` from an address in
-//   `base..base + len` may access it. The `Vec` is never resized or moved
-//   out of (moving the `Region` moves only the `Vec`'s pointer, not the
-//   heap buffer).
-// - Contents survive until `unused`, `fault` or `free`: only those three
-//   write to a range (`unused` and `fault` only after validating that the
-//   range is theirs), `map` is refused on non-Reserved pages, and `used`
-//   changes only the recorded state.
-// - Ready memory reads as zero first: the buffer is allocated zeroed, `fault`
-//   writes zeros before pages return to Reserved, and pages reach Ready from
-//   Reserved only through `map` and `used`, which do not write.
+/// [`run`] against a [`BufferOs`] over a 1 MiB buffer instead of the real
+/// OS: the buffer-backed OS must follow the same rules. One buffer serves
+/// every call, one call at a time (a `BufferOs` owns its memory for good,
+/// and `compare` leaves it without reservations), so repeated runs do not
+/// grow the process.
+///
+/// # Panics
+/// On the first disagreement, naming the step.
 #[allow(unsafe_code)]
-unsafe impl Os for SimOs {
-    fn page_size(&self) -> usize {
-        self.page
-    }
+pub fn run_buffer(ops: &[ArenaOp]) -> usize {
+    /// The OS and the memory it owns, kept together for the whole process.
+    static OS: std::sync::Mutex<Option<(BufferOs, Vec<u8>)>> = std::sync::Mutex::new(None);
+    let mut guard = OS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (os, _) = guard.get_or_insert_with(|| {
+        let mut mem = vec![0u8; 1 << 20];
+        let addr = mem.as_mut_ptr().expose_provenance();
+        // SAFETY:
+        // - `mem` is stored beside the OS in this static and never touched
+        //   or dropped (the static lives as long as the process), so the
+        //   OS owns its bytes for good; moving the `Vec` does not move them.
+        let os = unsafe { BufferOs::from_raw_parts(addr, mem.len(), 4096) };
+        (os.expect("a 1 MiB buffer holds pages"), mem)
+    });
+    assert_eq!(
+        os.free_bytes(),
+        os.usable().1,
+        "an earlier run left reservations"
+    );
+    compare(os, BufferOs::page_state, ops)
+}
 
-    fn huge_page_size(&self) -> Option<usize> {
-        self.huge
-    }
-
-    fn reserve(&self, hint: Option<usize>, len: usize) -> Result<usize, Error> {
-        self.call(Call::Reserve, hint.unwrap_or(0), len, |g, inject| {
-            self.check_args(hint.unwrap_or(0), len)
-                .map_err(Failure::Rule)?;
-            inject.check()?;
-            self.new_region(g, len, self.page)
-        })
-    }
-
-    fn reserve_at(&self, addr: usize, len: usize) -> Result<usize, Error> {
-        self.call(Call::ReserveAt, addr, len, |g, inject| {
-            let end = self.check_args(addr, len).map_err(Failure::Rule)?;
-            inject.check()?;
-            // Inside its own reservations the space is taken by definition;
-            // outside them the host process owns it. Either way: taken.
-            let _ = (g, end);
-            Err(Failure::Outcome(Error::AddressTaken { addr, len }))
-        })
-    }
-
-    fn reserve_aligned(&self, len: usize, align: usize) -> Result<usize, Error> {
-        self.call(Call::ReserveAligned, 0, len, |g, inject| {
-            self.check_args(0, len).map_err(Failure::Rule)?;
-            if !align.is_power_of_two() || !align.is_multiple_of(self.page) {
-                return Err(Failure::Rule(Error::Misaligned {
-                    addr: 0,
-                    len: align,
-                    align: self.page,
-                }));
-            }
-            inject.check()?;
-            self.new_region(g, len, align)
-        })
-    }
-
-    fn map(&self, addr: usize, len: usize) -> Result<(), Error> {
-        self.transition(Call::Map, Op::Map, addr, len, |_, _, _| {})
-    }
-
-    fn used(&self, addr: usize, len: usize) -> Result<(), Error> {
-        self.transition(Call::Used, Op::Used, addr, len, |_, _, _| {})
-    }
-
-    unsafe fn unused(&self, addr: usize, len: usize, mode: ReleaseMode) -> Result<(), Error> {
-        let page = self.page;
-        self.transition(Call::Unused, Op::Unused, addr, len, |r, offset, len| {
-            let lazy = mode == ReleaseMode::Free;
-            // Dropped pages read back as zeros; lazily freed ones hold
-            // garbage, so code relying on zeros fails here first.
-            fill(r, offset, len, if lazy { 0xA5 } else { 0 });
-            let first = (offset - r.offset) / page;
-            for p in &mut r.pages[first..first + len / page] {
-                p.lazily_freed = lazy;
-            }
-        })
-    }
-
-    unsafe fn fault(&self, addr: usize, len: usize) -> Result<(), Error> {
-        let page = self.page;
-        self.transition(Call::Fault, Op::Fault, addr, len, |r, offset, len| {
-            fill(r, offset, len, 0);
-            let first = (offset - r.offset) / page;
-            for p in &mut r.pages[first..first + len / page] {
-                p.lazily_freed = false;
-            }
-        })
-    }
-
-    unsafe fn free(&self, addr: usize, len: usize) -> Result<(), Error> {
-        self.call(Call::Free, addr, len, |g, inject| {
-            let end = self.check_args(addr, len).map_err(Failure::Rule)?;
-            match g.regions.get(&addr) {
-                Some(r) if r.len == len => {}
-                _ if overlaps(&g.regions, addr, end) => {
-                    return Err(Failure::Rule(Error::NotWholeReservation { addr, len }))
-                }
-                _ => return Err(Failure::Rule(Error::NotReserved { addr, len })),
-            }
-            inject.check()?;
-            g.regions.remove(&addr);
-            Ok(())
-        })
-    }
-
-    fn advise_huge(&self, addr: usize, len: usize, advice: HugeAdvice) -> Result<(), Error> {
-        let _ = advice;
-        let supported = self.huge.is_some();
-        let r = self.transition(Call::AdviseHuge, Op::AdviseHuge, addr, len, |_, _, _| {});
-        match r {
-            Ok(()) if !supported => Err(Error::Unsupported),
-            r => r,
+/// Applies `ops` to a fresh [`SimOs`] with `other`'s page sizes and to
+/// `other`, which must have no reservations; see [`run`].
+#[allow(unsafe_code)]
+fn compare<O: Os>(other: &O, state: fn(&O, usize) -> PageState, ops: &[ArenaOp]) -> usize {
+    let sys = other;
+    let page = sys.page_size();
+    let sim = SimOs::with_page_sizes(page, sys.huge_page_size());
+    let (mut live_sim, mut live_sys) = (Vec::new(), Vec::new());
+    let mut compared = 0;
+    for (i, &op) in ops.iter().enumerate() {
+        let a = apply(&sim, &mut live_sim, op);
+        let b = apply(sys, &mut live_sys, op);
+        let collapse = matches!(op, ArenaOp::AdviseHuge(_, x) if x % 3 == 2);
+        let real_refused =
+            b.is_os_error() || (collapse && a == OpOutcome::Ok && b != OpOutcome::Ok);
+        if real_refused {
+            break;
         }
+        assert_eq!(a, b, "step {i}: {op:?} (simulated, then real)");
+        let sa = page_states(&live_sim, page, |x| sim.page_state(x));
+        let sb = page_states(&live_sys, page, |x| state(sys, x));
+        assert_eq!(sa, sb, "page states after step {i}: {op:?}");
+        compared += 1;
     }
+    for (b, l) in live_sim {
+        // SAFETY:
+        // - `sim` is this function's own: `apply` made every reservation in
+        //   it, and nothing ever reads or writes their memory.
+        unsafe { sim.free(b, l) }.unwrap();
+    }
+    for (b, l) in live_sys {
+        // SAFETY:
+        // - As for `sim`: `sys` had no reservations; only this function made
+        //   any, and no code touches their memory.
+        unsafe { sys.free(b, l) }.unwrap();
+    }
+    compared
+}
 
-    fn zeroed_after_unused(&self, mode: ReleaseMode) -> bool {
-        mode == ReleaseMode::DontNeed
+/// Applies `op` to `os`, keeping `live` (the `(base, len)` of live
+/// reservations, in creation order) up to date.
+///
+/// Private to [`compare`], which passes OS objects whose every reservation
+/// was made here and whose memory no code reads or writes, which is what
+/// makes the destructive calls below sound whatever range they hit.
+#[allow(unsafe_code)]
+fn apply<O: Os>(os: &O, live: &mut Vec<(usize, usize)>, op: ArenaOp) -> OpOutcome {
+    let page = os.page_size();
+    // An address far from anything the systems hand out: page-aligned, and
+    // well below the usual mmap area and heap.
+    let nowhere = 0x1000 * page;
+    // Ranges start inside their reservation (and may run past its end):
+    // beyond it, the real system may have placed another reservation right
+    // next to it, the simulated one never does, and the outcomes would
+    // differ for reasons of layout alone.
+    let locate = |s: Slot| -> (usize, usize, usize) {
+        let (base, n_pages) = if live.is_empty() {
+            (nowhere, MAX_PAGES)
+        } else {
+            let (b, l) = live[usize::from(s.slot) % live.len()];
+            (b, l / page)
+        };
+        let addr = base + usize::from(s.page) % n_pages * page + usize::from(s.skew % 2);
+        let len = usize::from(s.pages % (MAX_PAGES as u8 + 1)) * page;
+        (base, addr, len)
+    };
+    let (base, r) = match op {
+        ArenaOp::Reserve { pages } | ArenaOp::ReserveMisaligned { pages } => {
+            if live.len() >= MAX_LIVE {
+                return OpOutcome::Ok;
+            }
+            let len = match op {
+                ArenaOp::Reserve { .. } => usize::from(pages % (MAX_PAGES as u8 + 1)) * page,
+                _ => (usize::from(pages % MAX_PAGES as u8) + 1) * page - 1,
+            };
+            match os.reserve(None, len) {
+                Ok(b) => {
+                    live.push((b, len));
+                    (b, Ok(()))
+                }
+                Err(e) => (0, Err(e)),
+            }
+        }
+        ArenaOp::ReserveAtTaken(s) => {
+            let (base, addr, len) = locate(s);
+            let inside = live.iter().any(|&(b, l)| b == base && addr < b + l);
+            // Only calls that overlap a live reservation: elsewhere the real
+            // system may well succeed where the simulation cannot.
+            if !inside || addr % page != 0 || len == 0 {
+                return OpOutcome::Ok;
+            }
+            match os.reserve_at(addr, len) {
+                Ok(b) => {
+                    // Not expected: keep it so that it is freed later.
+                    live.push((b, len));
+                    (base, Ok(()))
+                }
+                Err(e) => (base, Err(e)),
+            }
+        }
+        ArenaOp::Map(s) => {
+            let (base, addr, len) = locate(s);
+            (base, os.map(addr, len))
+        }
+        ArenaOp::Used(s) => {
+            let (base, addr, len) = locate(s);
+            (base, os.used(addr, len))
+        }
+        ArenaOp::Unused(s, lazy) => {
+            let (base, addr, len) = locate(s);
+            let mode = if lazy {
+                ReleaseMode::Free
+            } else {
+                ReleaseMode::DontNeed
+            };
+            // SAFETY:
+            // - `os` belongs to `run`: nothing relies on any of its memory.
+            (base, unsafe { os.unused(addr, len, mode) })
+        }
+        ArenaOp::Fault(s) => {
+            let (base, addr, len) = locate(s);
+            // SAFETY:
+            // - `os` belongs to `run`: nothing relies on any of its memory.
+            (base, unsafe { os.fault(addr, len) })
+        }
+        ArenaOp::Free(s, whole) => {
+            let (base, addr, len) = locate(s);
+            let (addr, len) = match live.iter().find(|r| r.0 == base) {
+                Some(&(b, l)) if whole => (b, l),
+                _ => (addr, len),
+            };
+            // SAFETY:
+            // - `os` belongs to `run`: nothing relies on any of its memory.
+            let r = unsafe { os.free(addr, len) };
+            if r.is_ok() {
+                live.retain(|&(b, _)| b != addr);
+            }
+            (base, r)
+        }
+        ArenaOp::AdviseHuge(s, a) => {
+            let (base, addr, len) = locate(s);
+            let advice = match a % 3 {
+                0 => HugeAdvice::Huge,
+                1 => HugeAdvice::NoHuge,
+                _ => HugeAdvice::Collapse,
+            };
+            (base, os.advise_huge(addr, len, advice))
+        }
+    };
+    normalize(r, base, page)
+}
+
+/// Makes an outcome comparable: addresses become page indexes relative to
+/// `base`.
+fn normalize(r: Result<(), Error>, base: usize, page: usize) -> OpOutcome {
+    let e = match r {
+        Ok(()) => return OpOutcome::Ok,
+        Err(e) => e,
+    };
+    let (page, state, op) = match &e {
+        Error::InvalidTransition { op, addr, state } => (
+            Some(addr.wrapping_sub(base) / page),
+            Some(*state),
+            Some(*op),
+        ),
+        _ => (None, None, None),
+    };
+    let kind = match e {
+        Error::AddressTaken { .. } => "AddressTaken",
+        Error::Unsupported => "Unsupported",
+        Error::ZeroLength => "ZeroLength",
+        Error::Misaligned { .. } => "Misaligned",
+        Error::Overflow { .. } => "Overflow",
+        Error::NotReserved { .. } => "NotReserved",
+        Error::NotWholeReservation { .. } => "NotWholeReservation",
+        Error::InvalidTransition { .. } => "InvalidTransition",
+        Error::Os { .. } => "Os",
+        _ => "Other",
+    };
+    OpOutcome::Err {
+        kind,
+        page,
+        state,
+        op,
     }
 }
 
-// Also used by the page-state queries of `ops`.
-impl SimOs {
-    /// The state of page `i` of the reservation at `base`, if both exist.
-    pub fn state_of(&self, base: usize, i: usize) -> Option<PageState> {
-        let g = self.lock();
-        g.regions.get(&base)?.pages.get(i).map(|p| p.state)
-    }
+/// The state of every page of every live reservation, in order, read with
+/// `state_at` (an absolute address → state query).
+pub fn page_states(
+    live: &[(usize, usize)],
+    page: usize,
+    state_at: impl Fn(usize) -> PageState,
+) -> Vec<Vec<PageState>> {
+    live.iter()
+        .map(|&(b, l)| {
+            (0..l.div_ceil(page))
+                .map(|i| state_at(b + i * page))
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

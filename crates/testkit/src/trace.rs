@@ -1,5 +1,5 @@
 //! Reader for page-allocator traces (`pagealloc-trace v1`, described in
-//! `traces/TRACE-FORMAT.md`).
+//! `crates/pagealloc/tests/traces/TRACE-FORMAT.md`).
 //!
 //! A trace is parsed once, whole, into a [`Trace`]: its geometry and a list
 //! of [`Op`]s, each remembering the line it came from so that a replay can

@@ -2,11 +2,11 @@
 //! these also run under Miri, where the raw-pointer accesses to Ready memory
 //! are checked for provenance and bounds.
 
+use pageheap_arena::sim::SimOs;
 use pageheap_arena::{
     ArenaHints, Direction, Error, Hint, HugeAdvice, MemStats, Op, PageState, ReleaseMode,
     Reservation,
 };
-use pageheap_testkit::sim_os::SimOs;
 
 const PAGE: usize = 4096;
 
@@ -128,7 +128,7 @@ fn illegal_transitions_are_typed_errors_before_the_os_sees_them() {
 
 #[test]
 fn os_failures_leave_states_unchanged() {
-    use pageheap_testkit::sim_os::{Call, Faults};
+    use pageheap_arena::sim::{Call, Faults};
     let os = SimOs::new();
     let mut res = Reservation::new(&os, 2 * PAGE).unwrap();
     let b = res.base();
@@ -253,7 +253,7 @@ fn arena_hints_fall_back_and_push_neighbours() {
             },
         ]
     );
-    assert_eq!(os.calls(pageheap_testkit::sim_os::Call::ReserveAt), 2);
+    assert_eq!(os.calls(pageheap_arena::sim::Call::ReserveAt), 2);
     assert_eq!(hints.reserve_arena(&os, 0).unwrap_err(), Error::ZeroLength);
     os.assert_clean();
 }

@@ -3,8 +3,8 @@
 
 use std::vec::Vec;
 
+use pageheap_arena::sim::SimOs;
 use pageheap_arena::{Os, PageState};
-use pageheap_testkit::sim_os::SimOs;
 
 use crate::{ChunkData, Config, Geometry, HeapRelease, PageAlloc, Summary, CHUNK_WORDS};
 

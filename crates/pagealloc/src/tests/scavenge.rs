@@ -3,7 +3,7 @@
 
 use super::harness::{assert_state, build, empty, for_geometries, page, verify, Chunks, P};
 use crate::{Geometry, PageAlloc};
-use pageheap_testkit::sim_os::SimOs;
+use pageheap_arena::sim::SimOs;
 
 /// The scavenger's minimum run in pages: 4 KiB physical pages under 8 KiB
 /// pages.

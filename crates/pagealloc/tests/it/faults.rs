@@ -3,7 +3,7 @@
 //! the simulated OS saw no broken rule.
 
 use pageheap_alloc::{Error, Go64, PageAlloc};
-use pageheap_testkit::sim_os::{Call, Faults, SimOs};
+use pageheap_arena::sim::{Call, Faults, SimOs};
 
 use crate::snapshot::{config, new_alloc, page, snapshot, Sim, CHUNK};
 

@@ -3,8 +3,8 @@
 //! that leaves the run unscavenged.
 
 use pageheap_alloc::{Config, Error, HeapRelease, OsRelease};
+use pageheap_arena::sim::{Call, Faults, SimOs};
 use pageheap_arena::{Os, PageState, ReleaseMode};
-use pageheap_testkit::sim_os::{Call, Faults, SimOs};
 
 use crate::snapshot::{snapshot, Sim, CHUNK, PAGE};
 

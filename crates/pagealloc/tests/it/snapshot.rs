@@ -5,7 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use pageheap_alloc::{ChunkData, Config, Geometry, Go64, HeapRelease, PageAlloc, Stats, Summary};
-use pageheap_testkit::sim_os::SimOs;
+use pageheap_arena::sim::SimOs;
 
 /// The base chunk of these tests.
 pub const BASE: usize = 0xc000;

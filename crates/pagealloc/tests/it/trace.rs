@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use pageheap_alloc::{Config, Go64, HeapRelease, PageCache};
-use pageheap_testkit::sim_os::SimOs;
+use pageheap_arena::sim::SimOs;
 
 /// The chunk the trace's chunk 0 maps to: high enough that every chunk
 /// number in the traces stays below the 48-bit limit.
@@ -133,10 +133,10 @@ fn replay(path: &PathBuf) -> usize {
 
 fn traces(dir: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testkit/traces")
+        .join("tests/traces")
         .join(dir);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "trace"))
         .collect();

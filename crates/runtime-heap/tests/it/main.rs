@@ -1,31 +1,38 @@
-//! Integration tests of the public API: behaviour over the simulated OS,
-//! fault injection, a concurrency stress test, and resident-memory tests on
-//! the real OS.
+//! Integration tests of the public API that need nothing unpublished:
+//! resident memory on the real OS and the `Allocator` impl over the
+//! simulated OS (feature `sim` of `pageheap-arena`, a dev-dependency). The
+//! API, fault-injection and stress tests use the invariant checker of the
+//! unpublished test kit and live in `crates/testkit/tests/heap`.
 
 #[cfg(feature = "allocator-api2")]
 mod allocator_api;
-mod api;
-mod faults;
 mod rss;
-mod stress;
 
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::RwLock;
+#[cfg(feature = "allocator-api2")]
+use std::sync::{Arc, RwLockReadGuard};
 
-use pageheap::{Config, Heap};
-use pageheap_testkit::sim_os::SimOs;
+use pageheap::Config;
+#[cfg(feature = "allocator-api2")]
+use pageheap::Heap;
+#[cfg(feature = "allocator-api2")]
+use pageheap_arena::sim::SimOs;
 
 /// Tests that measure resident memory take this for writing; every other
 /// test takes it for reading, so nothing else allocates meanwhile.
 pub static MEMORY: RwLock<()> = RwLock::new(());
 
+#[cfg(feature = "allocator-api2")]
 /// Shared access for tests that do not measure resident memory.
 pub fn shared_memory() -> RwLockReadGuard<'static, ()> {
     MEMORY.read().unwrap_or_else(|e| e.into_inner())
 }
 
+#[cfg(feature = "allocator-api2")]
 /// A heap over the simulated OS.
 pub type SimHeap = Heap<Arc<SimOs>>;
 
+#[cfg(feature = "allocator-api2")]
 /// A heap over a fresh simulated OS with 4 MiB arenas and `config`
 /// otherwise, plus a handle to the OS.
 ///
@@ -41,26 +48,4 @@ pub fn sim_heap(config: Config) -> (Arc<SimOs>, SimHeap) {
 /// No background thread: tests drive everything themselves.
 pub fn quiet() -> Config {
     Config::DEFAULT.with_background_scavenger(false)
-}
-
-/// Checks that the heap's stats add up, that they agree with the simulated
-/// OS's own count of Ready memory, and that the page allocator's invariants
-/// hold.
-///
-/// # Panics
-/// If any of that fails.
-pub fn check_heap(heap: &SimHeap, os: &SimOs) {
-    let s = heap.stats();
-    assert_eq!(
-        s.heap_sys,
-        s.heap_inuse + s.heap_free + s.heap_released,
-        "{s:#?}"
-    );
-    assert_eq!(
-        os.ready_bytes(),
-        s.mapped_ready,
-        "simulated OS disagrees: {s:#?}"
-    );
-    heap.with_page_alloc(pageheap_testkit::check::check)
-        .unwrap_or_else(|e| panic!("page allocator invariant broken: {e:?}"));
 }

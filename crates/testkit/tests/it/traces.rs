@@ -12,9 +12,12 @@ use pageheap_testkit::trace::{Trace, TraceGeometry};
 
 /// The trace files of one directory under `traces/`, sorted.
 fn trace_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("traces")
-        .join(dir);
+    let root = if dir.starts_with("perf") {
+        pageheap_testkit::PERF_TRACES
+    } else {
+        pageheap_testkit::CONFORMANCE_TRACES
+    };
+    let dir = Path::new(root).join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
@@ -79,7 +82,8 @@ fn pagealloc_passes_perf_traces() {
 fn pagealloc_results_do_not_depend_on_the_base() {
     let chunk = 4 << 20;
     for name in ["all-0001", "sparse-0002", "scav-0003", "setup-0004"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("traces/go119/{name}.trace"));
+        let path =
+            Path::new(pageheap_testkit::CONFORMANCE_TRACES).join(format!("go119/{name}.trace"));
         let trace = Trace::read(&path).expect("valid trace");
         for base in [
             (16 << 30) - 8 * chunk,

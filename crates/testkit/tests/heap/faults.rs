@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use pageheap::{Heap, Span, PAGE_BYTES};
-use pageheap_testkit::sim_os::{Faults, SimOs};
+use pageheap_arena::sim::{Faults, SimOs};
 
-use crate::{check_heap, quiet, shared_memory, SimHeap};
+use crate::{check_heap, quiet, SimHeap};
 
 /// The fixed workload; returns how many operations reported an error.
 fn workload(heap: &SimHeap) -> usize {
@@ -58,7 +58,6 @@ fn workload(heap: &SimHeap) -> usize {
 
 #[test]
 fn every_fault_point_is_survived() {
-    let _g = shared_memory();
     let (mut k, mut survived, mut with_errors, mut failed_creation) = (1u64, 0, 0, 0);
     loop {
         let os = Arc::new(SimOs::new());

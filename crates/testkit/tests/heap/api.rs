@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use pageheap::{Error, ReleaseMode, Span, SystemOs, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
-use pageheap_testkit::sim_os::SimOs;
+use pageheap_arena::sim::SimOs;
 
-use crate::{check_heap, quiet, shared_memory, sim_heap};
+use crate::{check_heap, quiet, sim_heap};
 
 /// Writes a byte to every page of `span` through the simulated OS, which
 /// fails if any page is not Ready.
@@ -19,7 +19,6 @@ fn touch(os: &SimOs, span: &Span, byte: u8) {
 
 #[test]
 fn alloc_and_free_keep_everything_consistent() {
-    let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     let mut spans = Vec::new();
     for n in [1, 3, CACHE_MAX_PAGES - 1, CACHE_MAX_PAGES, 600, 2, 1, 64] {
@@ -63,7 +62,6 @@ fn forged(base: usize, n_pages: usize) -> Span {
 
 #[test]
 fn bad_requests_are_errors() {
-    let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     assert!(matches!(heap.alloc(0), Err(Error::ZeroPages)));
     assert!(matches!(
@@ -109,7 +107,6 @@ fn bad_requests_are_errors() {
 
 #[test]
 fn needs_zero_follows_release_mode() {
-    let _g = shared_memory();
     for (mode, zero_after_release) in [(ReleaseMode::DontNeed, true), (ReleaseMode::Free, false)] {
         let (os, heap) = sim_heap(quiet().with_release_mode(mode));
         let n = 40; // above the cache threshold: the locked path
@@ -141,7 +138,6 @@ fn needs_zero_follows_release_mode() {
 
 #[test]
 fn large_alignment_trims_padding() {
-    let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     let filler = heap.alloc(17).expect("alloc");
     for align in [2 * PAGE_BYTES, 1 << 20, CHUNK_BYTES] {
@@ -166,7 +162,6 @@ fn pa_pages_in_use(heap: &crate::SimHeap) -> usize {
 
 #[test]
 fn caches_flush_on_release_all_and_thread_exit() {
-    let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     let heap = Arc::new(heap);
     // This thread: one page out of a whole 64-page cache block. The other
@@ -207,7 +202,6 @@ fn caches_flush_on_release_all_and_thread_exit() {
 
 #[test]
 fn other_threads_flush_after_release_all_epoch() {
-    let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     let heap = Arc::new(heap);
     let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
@@ -245,7 +239,6 @@ fn other_threads_flush_after_release_all_epoch() {
 
 #[test]
 fn grows_across_arenas_and_frees_them() {
-    let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     // 4 MiB arenas: each of these spans needs a chunk of its own arena.
     let spans: Vec<_> = (0..5).map(|_| heap.alloc(400).expect("alloc")).collect();
@@ -269,7 +262,6 @@ fn grows_across_arenas_and_frees_them() {
 
 #[test]
 fn scavenge_releases_highest_first_and_memory_limit_holds() {
-    let _g = shared_memory();
     let (os, heap) = sim_heap(quiet());
     let spans: Vec<_> = (0..8).map(|_| heap.alloc(256).expect("alloc")).collect();
     for s in &spans {
@@ -315,7 +307,6 @@ fn scavenge_releases_highest_first_and_memory_limit_holds() {
 
 #[test]
 fn re_exports_are_usable() {
-    let _g = shared_memory();
     // The facade re-exports the OS type and the release mode it configures.
     let os = SystemOs::new();
     assert!(pageheap_arena::Os::page_size(&os).is_power_of_two());
@@ -336,7 +327,6 @@ fn record_grow(base: usize, len: usize) {
 
 #[test]
 fn the_grow_callback_sees_every_range_handed_to_the_heap() {
-    let _m = shared_memory();
     let (_os, heap) = sim_heap(quiet().with_on_grow(record_grow));
     let spans: Vec<Span> = (0..3).map(|_| heap.alloc(600).expect("alloc")).collect();
     let grown = GROWN.lock().unwrap().clone();

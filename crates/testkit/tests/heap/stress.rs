@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use pageheap::{Config, Heap, Span};
 
-use crate::shared_memory;
 use pageheap_testkit::rng::XorShift as Rng;
 
 /// Mostly one page, a tail of larger spans.
@@ -132,7 +131,6 @@ fn run(threads: usize, total_ops: usize) -> usize {
 #[cfg(not(miri))]
 #[test]
 fn a_million_operations_on_two_to_eight_threads() {
-    let _g = shared_memory();
     let done: usize = [2, 5, 8].into_iter().map(|t| run(t, 333_334)).sum();
     assert!(done >= 1_000_000, "{done}");
 }

@@ -4,7 +4,7 @@
 //! scavenger gives the memory back.
 //!
 //! ```text
-//! cargo run --release -p runtime-heap --example workload -- \
+//! cargo run --release -p pageheap-workload -- \
 //!     [--threads N] [--ops N] [--live-gib X] [--svg PATH]
 //! ```
 //!

@@ -1,0 +1,58 @@
+//! Integration tests of the `pageheap` facade that need this crate's
+//! invariant checker: the public API over the simulated OS, fault
+//! injection, and a concurrency stress test on the real OS. The facade's own
+//! package keeps the tests that need nothing unpublished (resident memory,
+//! the `Allocator` impl).
+
+#![cfg(all(feature = "os", feature = "pages"))]
+
+mod api;
+mod faults;
+mod stress;
+
+use std::sync::Arc;
+
+use pageheap::{Config, Heap};
+use pageheap_arena::sim::SimOs;
+
+/// A heap over the simulated OS.
+pub type SimHeap = Heap<Arc<SimOs>>;
+
+/// A heap over a fresh simulated OS with 4 MiB arenas and `config`
+/// otherwise, plus a handle to the OS.
+///
+/// # Panics
+/// If the heap cannot be created.
+pub fn sim_heap(config: Config) -> (Arc<SimOs>, SimHeap) {
+    let os = Arc::new(SimOs::new());
+    let heap = Heap::with_os(Arc::clone(&os), config.with_arena_bytes(4 << 20))
+        .expect("heap over the simulated OS");
+    (os, heap)
+}
+
+/// No background thread: tests drive everything themselves.
+pub fn quiet() -> Config {
+    Config::DEFAULT.with_background_scavenger(false)
+}
+
+/// Checks that the heap's stats add up, that they agree with the simulated
+/// OS's own count of Ready memory, and that the page allocator's invariants
+/// hold.
+///
+/// # Panics
+/// If any of that fails.
+pub fn check_heap(heap: &SimHeap, os: &SimOs) {
+    let s = heap.stats();
+    assert_eq!(
+        s.heap_sys,
+        s.heap_inuse + s.heap_free + s.heap_released,
+        "{s:#?}"
+    );
+    assert_eq!(
+        os.ready_bytes(),
+        s.mapped_ready,
+        "simulated OS disagrees: {s:#?}"
+    );
+    heap.with_page_alloc(pageheap_testkit::check::check)
+        .unwrap_or_else(|e| panic!("page allocator invariant broken: {e:?}"));
+}
