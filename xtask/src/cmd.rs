@@ -430,8 +430,13 @@ pub fn conformance(extra: &[String]) -> Res {
         // Replays of the long traces want an optimised build.
         return reinvoke_release("conformance", extra);
     }
-    let mut files = list_traces(&conformance_dir().join("go119"))?;
-    files.extend(list_traces(&trace_dir().join("perf"))?);
+    let mut files = Vec::new();
+    for policy in ["go119", "go127"] {
+        files.extend(list_traces(&conformance_dir().join(policy))?);
+    }
+    for perf in ["perf", "perf-go127"] {
+        files.extend(list_traces(&trace_dir().join(perf))?);
+    }
     files.extend(extra.iter().map(PathBuf::from));
     let report = pageheap_testkit::replay::conformance(&files);
     for f in report.files.iter().filter(|f| !f.outcome.passed()) {

@@ -131,13 +131,16 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         };
         let c = self.chunks.get_mut(ci);
         let free = !c.alloc.pages64(j);
-        let scav = c.scav.block64(j) & free;
+        // Every scavenged bit of the block: those of its free pages, which
+        // move into the cache, and those of pad pages, which stay set.
+        let scav = c.scav.block64(j);
         c.alloc.alloc_pages64(j, free);
-        c.scav.clear_block64(j, scav);
+        c.scav.clear_block64(j, scav & free);
         let base = (ci << G::LOG_CHUNK_BYTES) + ((j & !(CACHE_PAGES - 1)) << G::PAGE_SHIFT);
         self.update(base, CACHE_PAGES, false, true);
+        self.index_alloc(ci, free.count_ones() as usize);
         self.counters.pages_in_use += free.count_ones() as usize;
-        self.counters.pages_scavenged -= scav.count_ones() as usize;
+        self.counters.pages_scavenged -= (scav & free).count_ones() as usize;
         // The block's last page, not the page after it, which might not be
         // in use.
         self.search = base + ((CACHE_PAGES - 1) << G::PAGE_SHIFT);
@@ -150,8 +153,8 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     }
 
     /// Gives the cache's remaining pages back: they become free again with
-    /// their scavenged bits restored (they are not marked for the
-    /// scavenger). The cache is empty afterwards. Flushing an empty cache
+    /// their scavenged bits restored. Under go119 they are not marked for
+    /// the scavenger; under go127 the flush is a free in the index. The cache is empty afterwards. Flushing an empty cache
     /// does nothing.
     ///
     /// # Errors
@@ -164,11 +167,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     ///   allocated pages of this heap.
     pub fn flush_cache(&mut self, cache: &mut PageCache) -> Result<(), Error> {
         let (base, free, scav) = (cache.base, cache.free, cache.scav);
-        if free == 0 && scav == 0 {
+        if free == 0 {
             *cache = PageCache::default();
             return Ok(());
         }
-        if scav & !free != 0 || cache.page_shift != G::PAGE_SHIFT {
+        if cache.page_shift != G::PAGE_SHIFT {
             return Err(Error::BadCache { base });
         }
         let block_bytes = CACHE_PAGES << G::PAGE_SHIFT;
@@ -193,6 +196,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                 len: block_bytes,
             });
         };
+        // Scavenged bits outside the free mask are allowed only for pad
+        // pages: allocated and scavenged in the chunk.
+        if scav & !free & !(c.alloc.block64(pi) & c.scav.block64(pi)) != 0 {
+            return Err(Error::BadCache { base });
+        }
         let missing = free & !c.alloc.block64(pi);
         if missing != 0 {
             let page = off + ((missing.trailing_zeros() as usize) << G::PAGE_SHIFT);
@@ -209,13 +217,15 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         }
         let c = self.chunks.get_mut(ci);
         c.alloc.clear_block64(pi, free);
-        c.scav.set_block64(pi, scav);
+        c.scav.set_block64(pi, scav & free);
         if off < self.search {
             self.search = off;
         }
         self.update(off, CACHE_PAGES, false, false);
+        let top = off + ((63 - free.leading_zeros() as usize) << G::PAGE_SHIFT);
+        self.index_flush(ci, free.count_ones() as usize, top);
         self.counters.pages_in_use -= free.count_ones() as usize;
-        self.counters.pages_scavenged += scav.count_ones() as usize;
+        self.counters.pages_scavenged += (scav & free).count_ones() as usize;
         *cache = PageCache::default();
         Ok(())
     }

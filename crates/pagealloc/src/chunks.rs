@@ -1,5 +1,5 @@
 //! The sparse two-level chunk map: chunk index → that chunk's bitmaps, plus
-//! the scavenger's per-chunk index bit.
+//! the scavenger's per-chunk index bit and index entry.
 //!
 //! The first level is a flat array of second-level block addresses (0 =
 //! absent), committed whole when the allocator is created. A second-level
@@ -8,12 +8,15 @@
 //! is dropped. A block is laid out as
 //!
 //! ```text
-//! +-------------------------------+------------------------------+
-//! | ChunkData × 2^L2 (128 B each) | scavenge index: 2^L2 bits    |
-//! +-------------------------------+------------------------------+
+//! +-------------------------------+-------------------+------------------+
+//! | ChunkData × 2^L2 (128 B each) | index: 2^L2 bits  | entries: 2^L2 u64|
+//! +-------------------------------+-------------------+------------------+
 //! ```
 //!
-//! so a chunk's bitmaps and its index bit are found with the same two loads.
+//! so a chunk's bitmaps, its index bit and its index entry are found with
+//! the same two loads. The bit is the policy-neutral "may hold free,
+//! unscavenged pages" flag; the entry is a 64-bit word that only index
+//! policies with per-chunk counts (go127) use.
 //! Chunks inside a block that were never grown read as all free and
 //! unscavenged (committed memory is zero); the allocator never hands them
 //! out, because their summaries stay full (zero) and they lie outside the
@@ -49,6 +52,8 @@ impl<G: Geometry> ChunkMap<G> {
     const L1_ENTRIES: usize = 1 << G::CHUNKS_L1_BITS;
     /// Byte offset of the index bitmap inside a block.
     const MARKS_OFF: usize = Self::L2_ENTRIES * size_of::<ChunkData>();
+    /// Byte offset of the index entries inside a block (8-aligned).
+    const ENTRIES_OFF: usize = Self::MARKS_OFF + Self::L2_ENTRIES.div_ceil(64) * size_of::<u64>();
 
     /// A map with no chunk; reserves and commits the first level.
     pub fn new<O: Os>(os: &O, acct: &mut MetaBytes) -> Result<Self, Error> {
@@ -62,8 +67,8 @@ impl<G: Geometry> ChunkMap<G> {
             acct.reserved -= l1.len;
             return Err(e);
         }
-        let marks = Self::L2_ENTRIES.div_ceil(64) * size_of::<u64>();
-        let block_bytes = crate::meta::align_up(Self::MARKS_OFF + marks, os.page_size())
+        let entries = Self::L2_ENTRIES * size_of::<u64>();
+        let block_bytes = crate::meta::align_up(Self::ENTRIES_OFF + entries, os.page_size())
             .ok_or(Error::Config("chunk map block size overflows"))?;
         Ok(Self {
             l1,
@@ -239,7 +244,18 @@ impl<G: Geometry> ChunkMap<G> {
     /// set. Lowers the internal upper bound as it goes, so repeated scans
     /// cost amortized O(chunks).
     pub fn highest_marked(&mut self, lo: usize) -> Option<usize> {
-        let mut hi = self.marked_hi; // exclusive
+        let found = self.highest_marked_below(lo, self.marked_hi);
+        self.marked_hi = match found {
+            Some(f) => f + 1,
+            None => lo.min(self.marked_hi),
+        };
+        found
+    }
+
+    /// The highest chunk index in `lo..hi` whose scavenge index bit is set,
+    /// skipping absent blocks and whole empty index words.
+    pub fn highest_marked_below(&self, lo: usize, hi: usize) -> Option<usize> {
+        let mut hi = hi.min(self.marked_hi); // exclusive
         while hi > lo {
             let ci = hi - 1;
             let Some(p) = self.mark_word(ci) else {
@@ -253,16 +269,50 @@ impl<G: Geometry> ChunkMap<G> {
             let below = word & (u64::MAX >> (63 - ci % 64));
             if below != 0 {
                 let found = (ci & !63) + 63 - below.leading_zeros() as usize;
-                if found >= lo {
-                    self.marked_hi = found + 1;
-                    return Some(found);
-                }
-                break;
+                return (found >= lo).then_some(found);
             }
             hi = ci & !63;
         }
-        self.marked_hi = lo.min(self.marked_hi);
         None
+    }
+
+    /// Pointer to chunk `ci`'s index entry, if its block exists.
+    #[inline]
+    fn entry_ptr(&self, ci: usize) -> Option<*mut u64> {
+        let b = self.block(ci);
+        if b == 0 {
+            return None;
+        }
+        let i = ci & (Self::L2_ENTRIES - 1);
+        Some(core::ptr::with_exposed_provenance_mut::<u64>(
+            b + Self::ENTRIES_OFF + i * 8,
+        ))
+    }
+
+    /// Chunk `ci`'s index entry (0 for a chunk without a block or never
+    /// written).
+    #[inline]
+    pub fn entry(&self, ci: usize) -> u64 {
+        match self.entry_ptr(ci) {
+            // SAFETY:
+            // - The entries start at `ENTRIES_OFF` (8-aligned, after the
+            //   index bits) and hold `L2_ENTRIES` words, all within the
+            //   committed `block_bytes` that `new` sized for them.
+            // - A plain read through `&self`: no `&mut` to it is live.
+            Some(p) => unsafe { p.read() },
+            None => 0,
+        }
+    }
+
+    /// Sets chunk `ci`'s index entry. Does nothing if the chunk has no
+    /// block.
+    #[inline]
+    pub fn set_entry(&mut self, ci: usize, v: u64) {
+        if let Some(p) = self.entry_ptr(ci) {
+            // SAFETY: as in `entry`; `&mut self` means no reference to the
+            // word is live.
+            unsafe { p.write(v) };
+        }
     }
 
     /// The first level's reservation as `(address, bytes)`.

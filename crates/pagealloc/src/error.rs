@@ -89,6 +89,9 @@ pub enum Error {
         /// The number of pages.
         count: usize,
     },
+    /// [`PageAlloc::pad`](crate::PageAlloc::pad) was called before.
+    #[error("the heap was padded already")]
+    AlreadyPadded,
     /// A configuration value the allocator cannot work with.
     #[error("invalid configuration: {0}")]
     Config(&'static str),

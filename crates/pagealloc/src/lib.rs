@@ -109,7 +109,7 @@ mod inspect;
 mod inuse;
 mod meta;
 mod ops;
-mod scavenge;
+pub mod scavenge;
 mod stats;
 mod tree;
 
@@ -129,6 +129,8 @@ pub use inspect::Inspect;
 /// the `Os` to build an allocator over.
 pub use pageheap_arena::{BufferOs, Os, ReleaseMode, SystemOs};
 pub use pageheap_ranges::AddrRange;
+pub use scavenge::go127::{Cursor, IndexEntry, IndexState};
+pub use scavenge::ScavengePolicy;
 pub use stats::Stats;
 pub use summary::*;
 
@@ -199,6 +201,8 @@ impl OsRelease {
 pub struct Config {
     /// How scavenged heap pages are released.
     pub heap_release: HeapRelease,
+    /// The scavenge index the allocator keeps (default: go127).
+    pub policy: ScavengePolicy,
     /// The physical page size the scavenger works in: runs it releases are
     /// multiples of it and aligned to it. `None` takes [`Os::page_size`].
     pub phys_page_bytes: Option<usize>,
@@ -212,6 +216,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             heap_release: HeapRelease::Bookkeeping,
+            policy: ScavengePolicy::Go127,
             phys_page_bytes: None,
             huge_page_bytes: None,
         }
@@ -235,6 +240,12 @@ pub struct Allocation {
 pub struct PageAlloc<G: Geometry, O: Os> {
     os: O,
     heap_release: HeapRelease,
+    policy: ScavengePolicy,
+    /// The go127 index's global state (unused under go119).
+    g127: scavenge::go127::Index,
+    /// The pages [`PageAlloc::pad`] marked allocated and scavenged, as
+    /// `(offset, pages)`: the only allocated pages that may be scavenged.
+    pad: Option<(usize, usize)>,
     /// The scavenger's minimum run and alignment, in pages.
     scav_min_pages: usize,
     /// Pages in a huge page, or 0 when the huge-page rule is off.
@@ -315,6 +326,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         Ok(PageAlloc {
             os,
             heap_release: config.heap_release,
+            policy: config.policy,
+            g127: Default::default(),
+            pad: None,
             scav_min_pages,
             scav_huge_pages,
             tree,

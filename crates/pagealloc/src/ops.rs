@@ -203,6 +203,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                 scav += c.scav.popcnt_range(i, n);
                 c.alloc_range(i, n);
             }
+            self.index_alloc(ci, n);
         }
         self.update(off, npages, true, true);
         self.counters.pages_in_use += npages;
@@ -303,6 +304,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         if off < self.search {
             self.search = off;
         }
+        if self.pad.is_some() {
+            self.unpad(off, npages);
+        }
         for (ci, i, n) in pieces::<G>(off, npages) {
             let c = self.chunks.get_mut(ci);
             if n == 1 {
@@ -312,10 +316,49 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             } else {
                 c.free(i, n);
             }
-            self.chunks.mark(ci);
+            self.index_free(ci, n);
         }
+        self.index_freed_up_to(off + ((npages - 1) << G::PAGE_SHIFT));
         self.update(off, npages, true, false);
         self.counters.pages_in_use -= npages;
+    }
+
+    /// Freeing pad pages: they stay scavenged and now count as free,
+    /// scavenged pages.
+    #[cold]
+    fn unpad(&mut self, off: usize, npages: usize) {
+        for (ci, i, n) in pieces::<G>(off, npages) {
+            self.counters.pages_scavenged += self.chunks.get(ci).scav.popcnt_range(i, n);
+        }
+    }
+
+    /// Marks the free pages `[base, base + npages pages)` allocated **and**
+    /// scavenged, counted as an allocation by the scavenge index: address
+    /// space a runtime skips (Go pads its first arena so that the heap
+    /// starts at a randomized offset) without ever backing it. Allowed once
+    /// per allocator; freeing the pages later makes them free, scavenged
+    /// pages.
+    ///
+    /// # Errors
+    ///
+    /// Nothing changes on any error: [`Error::AlreadyPadded`] on a second
+    /// call, otherwise the errors of [`PageAlloc::alloc_range`].
+    pub fn pad(&mut self, base: usize, npages: usize) -> Result<(), Error> {
+        if self.pad.is_some() {
+            return Err(Error::AlreadyPadded);
+        }
+        self.alloc_range(base, npages)?;
+        let off = to_off::<G>(base);
+        for (ci, i, n) in pieces::<G>(off, npages) {
+            self.chunks.get_mut(ci).scav.set_range(i, n);
+        }
+        self.pad = Some((off, npages));
+        Ok(())
+    }
+
+    /// The pages [`PageAlloc::pad`] marked, as `(address, pages)`.
+    pub fn padded(&self) -> Option<(usize, usize)> {
+        self.pad.map(|(off, n)| (to_addr::<G>(off), n))
     }
 
     /// Checks a page range argument; returns its offset and length in bytes.
@@ -349,8 +392,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// Sets up one chunk as a trace's `setup` line describes: grows the
     /// chunk at `chunk_base`, makes its scavenged bits exactly the `scav`
     /// ranges, then allocates the `alloc` ranges (clearing their scavenged
-    /// bits), and marks the chunk for the scavenger if it has a free,
-    /// unscavenged page. Ranges are `(page index, count)` pairs; they may
+    /// bits), and records the chunk in the scavenge index as the policy
+    /// says (go119: marked if it has a free, unscavenged page; go127:
+    /// allocated and freed whole, then its allocated pages counted). Ranges are `(page index, count)` pairs; they may
     /// overlap, and empty ones are ignored. Go's test hook `NewPageAlloc`
     /// does the same per chunk.
     ///
@@ -382,18 +426,10 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             c.alloc_range(i, n);
         }
         let (used, scavenged) = (c.alloc.count_ones(), c.scav.count_ones());
-        let dirty_free = c
-            .alloc
-            .0
-            .iter()
-            .zip(&c.scav.0)
-            .any(|(a, s)| a | s != u64::MAX);
         self.counters.pages_in_use += used;
         self.counters.pages_scavenged = self.counters.pages_scavenged - G::CHUNK_PAGES + scavenged;
         self.update(off, G::CHUNK_PAGES, false, false);
-        if dirty_free {
-            self.chunks.mark(ci);
-        }
+        self.index_seed(ci);
         Ok(())
     }
 

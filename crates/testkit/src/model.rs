@@ -1,5 +1,6 @@
 //! A flat reference page allocator, written for obviousness from the
-//! "Semantics" section of `crates/pagealloc/tests/traces/TRACE-FORMAT.md` alone.
+//! "Semantics" and "Policy go127" sections of
+//! `crates/pagealloc/tests/traces/TRACE-FORMAT.md` alone.
 //!
 //! [`Model`] keeps each grown chunk's allocation and scavenged bitmaps in a
 //! `BTreeMap` and answers every request with a linear scan in address order:
@@ -11,6 +12,8 @@
 //! to leave its state unchanged when it does.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use pageheap_alloc::{Cursor, IndexEntry, IndexState, ScavengePolicy};
 
 use crate::replay::{Allocated, CacheBlock, ChunkBits, PageHeap};
 use crate::trace::{TraceGeometry, CACHE_PAGES, CHUNK_WORDS};
@@ -46,6 +49,12 @@ pub enum ModelError {
     /// A free of a page that is not allocated.
     #[error("page {0:#x} is not allocated")]
     NotAllocated(usize),
+    /// A pad of a page that is allocated.
+    #[error("page {0:#x} is allocated")]
+    Allocated(usize),
+    /// A second pad.
+    #[error("the heap was padded already")]
+    PaddedTwice,
 }
 
 /// One chunk: bit `i` of word `i / 64` is page `i`; 1 = allocated /
@@ -54,6 +63,10 @@ pub enum ModelError {
 struct Chunk {
     alloc: [u64; CHUNK_WORDS],
     scav: [u64; CHUNK_WORDS],
+    /// go127: pages the index counts allocated.
+    inuse: usize,
+    /// go127: `inuse` when the generation began.
+    last: usize,
 }
 
 impl Chunk {
@@ -96,8 +109,19 @@ pub struct Model {
     geometry: TraceGeometry,
     /// Grown chunks by chunk number (`address / chunk_bytes`).
     chunks: BTreeMap<usize, Chunk>,
-    /// Chunks whose scavenge-index bit is set.
+    /// Chunks whose scavenge-index bit (go119) or `free` flag (go127) is
+    /// set.
     marked: BTreeSet<usize>,
+    /// go127: the generation.
+    gen: u64,
+    /// go127: the highest page freed in this generation.
+    hwm: Option<usize>,
+    /// go127: the background cursor, a page and its mark.
+    bg: Option<(usize, bool)>,
+    /// go127: the forced cursor.
+    force: Option<(usize, bool)>,
+    /// Whether `pad` was used.
+    padded: bool,
     /// The cache taken last.
     cache: Option<CacheBlock>,
     /// Every grown page numbered below this is allocated.
@@ -122,6 +146,11 @@ impl Model {
             geometry,
             chunks: BTreeMap::new(),
             marked: BTreeSet::new(),
+            gen: 0,
+            hwm: None,
+            bg: None,
+            force: None,
+            padded: false,
             cache: None,
             first_free: usize::MAX,
         }
@@ -276,19 +305,139 @@ impl Model {
         scav
     }
 
-    /// The highest maximal run of free, unscavenged pages of chunk `ci`,
-    /// counting only whole `min`-page groups, as `(end, run)` in pages.
-    fn highest_dirty_run(&self, ci: usize, min: usize) -> Option<(usize, usize)> {
+    fn go127(&self) -> bool {
+        self.geometry.policy == ScavengePolicy::Go127
+    }
+
+    /// go127: an allocation of `n` pages in chunk `ci`.
+    fn index_alloc(&mut self, ci: usize, n: usize) {
+        if !self.go127() || n == 0 {
+            return;
+        }
+        let c = self.chunks.get_mut(&ci).expect("grown chunk");
+        c.inuse += n;
+        if c.inuse == CHUNK_PAGES {
+            self.marked.remove(&ci);
+        }
+    }
+
+    /// go127: a free of `n` pages in chunk `ci`.
+    fn index_free(&mut self, ci: usize, n: usize) {
+        let c = self.chunks.get_mut(&ci).expect("grown chunk");
+        c.inuse -= n;
+        self.marked.insert(ci);
+    }
+
+    /// go127: `page` was the highest page freed.
+    fn freed_up_to(&mut self, page: usize) {
+        if self.hwm.is_none_or(|h| h < page) {
+            self.hwm = Some(page);
+        }
+        if self.force.is_none_or(|(c, _)| c < page) {
+            self.force = Some((page, true));
+        }
+    }
+
+    /// Counts pages by chunk: `(chunk, pages)` for `[first, end)`.
+    fn per_chunk(first: usize, end: usize) -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for page in first..end {
+            match out.last_mut() {
+                Some((c, n)) if *c == page / CHUNK_PAGES => *n += 1,
+                _ => out.push((page / CHUNK_PAGES, 1)),
+            }
+        }
+        out
+    }
+
+    /// The go127 scavenge, forced or not, exactly as the format's "The
+    /// scavenge index" section words it.
+    fn scavenge_go127(&mut self, bytes: usize, forced: bool) -> usize {
+        let g = self.geometry;
+        let (min, huge) = scav_params(g);
+        let mut released = 0;
+        while released < bytes {
+            let cursor = if forced { self.force } else { self.bg };
+            let Some((page, marked)) = cursor else { break };
+            let s = page / CHUNK_PAGES;
+            let eligible = |m: &Model, c: usize| {
+                let ch = &m.chunks[&c];
+                let dense = ch.inuse >= 496 || ch.last >= 496;
+                m.marked.contains(&c) && (forced || !dense)
+            };
+            let found = self
+                .chunks
+                .range(..=s)
+                .rev()
+                .map(|(&c, _)| c)
+                .find(|&c| eligible(self, c));
+            let set = |m: &mut Model, v: Option<(usize, bool)>| {
+                if forced {
+                    m.force = v;
+                } else {
+                    m.bg = v;
+                }
+            };
+            let (ci, search) = match found {
+                Some(c) if c == s => (c, page % CHUNK_PAGES),
+                Some(c) => {
+                    set(self, Some((c * CHUNK_PAGES + CHUNK_PAGES - 1, false)));
+                    (c, CHUNK_PAGES - 1)
+                }
+                None => {
+                    if !marked {
+                        set(self, None);
+                    }
+                    break;
+                }
+            };
+            // Only pages below the end of the 64-page word holding `search`.
+            let limit = 64 * (search / 64 + 1);
+            let Some((end, run)) = self.dirty_run_below(ci, min, limit) else {
+                self.marked.remove(&ci);
+                continue;
+            };
+            let rem = bytes - released;
+            let want = rem.div_ceil(g.page_bytes).next_multiple_of(min);
+            let mut start = end - run.min(want);
+            if huge != 0 && start.next_multiple_of(huge) <= end {
+                let below = start / huge * huge;
+                if below >= end - run {
+                    start = below;
+                }
+            }
+            let c = self.chunks.get_mut(&ci).expect("grown chunk");
+            (start..end).for_each(|p| c.set_scav(p, true));
+            released += (end - start) * g.page_bytes;
+        }
+        released
+    }
+
+    /// The highest maximal run of free, unscavenged whole `min`-page groups
+    /// of chunk `ci` whose top group lies below page `limit`, as `(end,
+    /// run)`; the run may reach below anything.
+    fn dirty_run_below(&self, ci: usize, min: usize, limit: usize) -> Option<(usize, usize)> {
         let c = &self.chunks[&ci];
         let group_ok = |g: usize| (g * min..(g + 1) * min).all(|p| c.is_dirty_free(p));
-        let groups = CHUNK_PAGES / min;
-        let top = (0..groups).rev().find(|&g| group_ok(g))?;
+        let top = (0..limit / min).rev().find(|&g| group_ok(g))?;
         let mut bottom = top;
         while bottom > 0 && group_ok(bottom - 1) {
             bottom -= 1;
         }
         Some(((top + 1) * min, (top + 1 - bottom) * min))
     }
+}
+
+/// The scavenger's minimum run and huge-page run in pages (0: no huge-page
+/// rule), from the geometry.
+fn scav_params(g: TraceGeometry) -> (usize, usize) {
+    let min = (g.phys_page_bytes / g.page_bytes).max(1);
+    let huge = if g.huge_page_bytes > g.page_bytes && g.huge_page_bytes > g.phys_page_bytes {
+        g.huge_page_bytes / g.page_bytes
+    } else {
+        0
+    };
+    (min, huge)
 }
 
 impl PageHeap for Model {
@@ -323,10 +472,18 @@ impl PageHeap for Model {
                 c.set_scav(p, false);
             }
         }
-        if (0..CHUNK_PAGES).any(|p| c.is_dirty_free(p)) {
+        let used = (0..CHUNK_PAGES).filter(|&p| c.is_alloc(p)).count();
+        let dirty = (0..CHUNK_PAGES).any(|p| c.is_dirty_free(p));
+        self.chunks.insert(span.start, c);
+        if self.go127() {
+            // Grown, allocated whole and freed whole, then the allocated
+            // ranges counted.
+            self.marked.insert(span.start);
+            self.freed_up_to(span.start * CHUNK_PAGES + CHUNK_PAGES - 1);
+            self.index_alloc(span.start, used);
+        } else if dirty {
             self.marked.insert(span.start);
         }
-        self.chunks.insert(span.start, c);
         self.first_free = self.first_free.min(span.start * CHUNK_PAGES);
         Ok(())
     }
@@ -342,6 +499,8 @@ impl PageHeap for Model {
                 Chunk {
                     alloc: [0; CHUNK_WORDS],
                     scav: [u64::MAX; CHUNK_WORDS],
+                    inuse: 0,
+                    last: 0,
                 },
             );
         }
@@ -370,6 +529,9 @@ impl PageHeap for Model {
             return Ok(None);
         };
         let scav = self.take_pages(start, npages);
+        for (ci, n) in Self::per_chunk(start, start + npages) {
+            self.index_alloc(ci, n);
+        }
         // Pages below the first free one seen were allocated already; if that
         // page starts the run, the run is allocated now too.
         self.first_free = match first_seen {
@@ -408,7 +570,16 @@ impl PageHeap for Model {
         }
         for page in first..end {
             self.chunk_mut(page).set_alloc(page % CHUNK_PAGES, false);
-            self.marked.insert(page / CHUNK_PAGES);
+        }
+        for (ci, n) in Self::per_chunk(first, end) {
+            if self.go127() {
+                self.index_free(ci, n);
+            } else {
+                self.marked.insert(ci);
+            }
+        }
+        if self.go127() {
+            self.freed_up_to(end - 1);
         }
         self.first_free = self.first_free.min(first);
         Ok(())
@@ -422,12 +593,16 @@ impl PageHeap for Model {
             return Ok(None);
         };
         let block = lowest / CACHE_PAGES * CACHE_PAGES;
+        let go127 = self.go127();
         let c = self.chunk_mut(block);
         let w = block % CHUNK_PAGES / 64;
         let free = !c.alloc[w];
-        let scav = c.scav[w] & free;
+        // go127 reports the scavenged bit of every page of the block (pad
+        // pages are allocated and scavenged); go119 those of the free pages.
+        let scav = if go127 { c.scav[w] } else { c.scav[w] & free };
         c.alloc[w] = u64::MAX;
         c.scav[w] &= !free;
+        self.index_alloc(block / CHUNK_PAGES, free.count_ones() as usize);
         // Everything below the lowest free page was allocated, and the block
         // holding it is now allocated whole.
         self.first_free = block + CACHE_PAGES;
@@ -494,25 +669,28 @@ impl PageHeap for Model {
                 c.set_scav(p, true);
             }
         }
-        // Not marked in the scavenge index, by the traced semantics.
+        // go119: not marked in the scavenge index. go127: a free of the
+        // pages still cached.
         if cache.free != 0 {
             self.first_free = self.first_free.min(first);
+            if self.go127() {
+                self.index_free(first / CHUNK_PAGES, cache.free.count_ones() as usize);
+                self.freed_up_to(first + 63 - cache.free.leading_zeros() as usize);
+            }
         }
         Ok(())
     }
 
     fn scavenge(&mut self, bytes: usize) -> Result<usize, ModelError> {
+        if self.go127() {
+            return Ok(self.scavenge_go127(bytes, true));
+        }
         let g = self.geometry;
-        let min = (g.phys_page_bytes / g.page_bytes).max(1);
-        let huge = if g.huge_page_bytes > g.page_bytes && g.huge_page_bytes > g.phys_page_bytes {
-            g.huge_page_bytes / g.page_bytes
-        } else {
-            0
-        };
+        let (min, huge) = scav_params(g);
         let mut released = 0;
         while released < bytes {
             let Some(&ci) = self.marked.last() else { break };
-            let Some((end, run)) = self.highest_dirty_run(ci, min) else {
+            let Some((end, run)) = self.dirty_run_below(ci, min, CHUNK_PAGES) else {
                 self.marked.remove(&ci);
                 continue;
             };
@@ -532,6 +710,97 @@ impl PageHeap for Model {
             released += (end - start) * g.page_bytes;
         }
         Ok(released)
+    }
+
+    fn bg_scavenge(&mut self, bytes: usize) -> Result<usize, ModelError> {
+        if self.go127() {
+            Ok(self.scavenge_go127(bytes, false))
+        } else {
+            self.scavenge(bytes)
+        }
+    }
+
+    fn pad(&mut self, base: usize, npages: usize) -> Result<(), ModelError> {
+        let pb = self.geometry.page_bytes;
+        if npages == 0 {
+            return Err(ModelError::Zero);
+        }
+        if !base.is_multiple_of(pb) {
+            return Err(ModelError::Misaligned(base));
+        }
+        let first = base / pb;
+        let Some(end) = first.checked_add(npages) else {
+            return Err(ModelError::OutOfRange {
+                base,
+                len: npages.saturating_mul(pb),
+            });
+        };
+        if self.padded {
+            return Err(ModelError::PaddedTwice);
+        }
+        for page in first..end {
+            match self.page_chunk(page) {
+                None => return Err(ModelError::NotInUse(page * pb)),
+                Some(c) if c.is_alloc(page % CHUNK_PAGES) => {
+                    return Err(ModelError::Allocated(page * pb))
+                }
+                Some(_) => {}
+            }
+        }
+        for page in first..end {
+            let c = self.chunk_mut(page);
+            c.set_alloc(page % CHUNK_PAGES, true);
+            c.set_scav(page % CHUNK_PAGES, true);
+        }
+        for (ci, n) in Self::per_chunk(first, end) {
+            self.index_alloc(ci, n);
+        }
+        self.padded = true;
+        Ok(())
+    }
+
+    fn next_gen(&mut self) {
+        if !self.go127() {
+            return;
+        }
+        self.gen += 1;
+        for c in self.chunks.values_mut() {
+            c.last = c.inuse;
+        }
+        if let Some(h) = self.hwm.take() {
+            if self.bg.is_none_or(|(c, _)| c < h) {
+                self.bg = Some((h, true));
+            }
+        }
+    }
+
+    fn scav_state(&self) -> Option<IndexState> {
+        let pb = self.geometry.page_bytes;
+        let cursor = |c: Option<(usize, bool)>| {
+            c.map(|(p, marked)| Cursor {
+                page: p * pb,
+                marked,
+            })
+        };
+        self.go127().then(|| IndexState {
+            gen: self.gen,
+            free_hwm: self.hwm.map(|p| p * pb),
+            background: cursor(self.bg),
+            forced: cursor(self.force),
+        })
+    }
+
+    fn scav_idx(&self, chunk_base: usize) -> Option<IndexEntry> {
+        let cb = self.geometry.chunk_bytes();
+        if !self.go127() || !chunk_base.is_multiple_of(cb) {
+            return None;
+        }
+        let ci = chunk_base / cb;
+        self.chunks.get(&ci).map(|c| IndexEntry {
+            in_use: c.inuse,
+            in_use_at_gen_start: c.last,
+            free: self.marked.contains(&ci),
+        })
     }
 
     fn in_use(&self) -> Vec<(usize, usize)> {

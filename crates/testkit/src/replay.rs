@@ -11,8 +11,9 @@
 //!
 //! # What counts as an operation
 //! Every operation line counts: `setup`, `grow`, `alloc`, `free`, `cache`,
-//! `calloc`, `flush`, `scavenge`. The checks (`inuse`, `chunk`), comments,
-//! the header and the geometry line do not. This is exactly the list of
+//! `calloc`, `flush`, `scavenge`, and for go127 `pad`, `bgscavenge` and
+//! `nextgen`. The checks (`inuse`, `chunk`, `scavstate`, `scavidx`),
+//! comments, the header and the `policy` and `geometry` lines do not. This is exactly the list of
 //! lines the Go oracle's `BenchmarkOracleReplay` parses into ops, and like it
 //! a timed replay covers building a fresh allocator (including the `setup`
 //! chunks), every operation, and dropping the allocator; ns per op is that
@@ -23,10 +24,14 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use pageheap_alloc::{Config, Geometry, Go64, HeapRelease, PageAlloc, PageCache};
+use pageheap_alloc::{
+    Config, Geometry, Go64, HeapRelease, IndexEntry, IndexState, PageAlloc, PageCache,
+};
 use pageheap_arena::{Os, SystemOs};
 
-use crate::trace::{OpKind, PageRef, Trace, TraceError, TraceGeometry, CHUNK_WORDS};
+use crate::trace::{
+    policy_name, OpKind, PageRef, ScavState, Trace, TraceError, TraceGeometry, CHUNK_WORDS,
+};
 
 /// A successful allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,6 +131,30 @@ pub trait PageHeap {
     /// Failures as the implementation defines them.
     fn scavenge(&mut self, bytes: usize) -> Result<usize, Self::Error>;
 
+    /// An unforced scavenge (go127's background scavenger), asking for
+    /// `bytes`; returns the bytes released.
+    ///
+    /// # Errors
+    /// Failures as the implementation defines them.
+    fn bg_scavenge(&mut self, bytes: usize) -> Result<usize, Self::Error>;
+
+    /// Marks the free pages `[base, base + npages pages)` allocated and
+    /// scavenged (go127's `pad`).
+    ///
+    /// # Errors
+    /// Bad input, as the implementation defines it.
+    fn pad(&mut self, base: usize, npages: usize) -> Result<(), Self::Error>;
+
+    /// Ends a GC generation.
+    fn next_gen(&mut self);
+
+    /// The go127 index's global state (`None` for another policy).
+    fn scav_state(&self) -> Option<IndexState>;
+
+    /// The go127 index entry of the chunk at `chunk_base` (`None` for
+    /// another policy or a chunk never grown).
+    fn scav_idx(&self, chunk_base: usize) -> Option<IndexEntry>;
+
     /// The in-use address ranges `[base, limit)`, ascending and coalesced.
     fn in_use(&self) -> Vec<(usize, usize)>;
 
@@ -172,10 +201,11 @@ pub fn check_trace_at<H: PageHeap>(
     base: usize,
 ) -> Result<(), Mismatch> {
     if heap.geometry() != trace.geometry {
+        let text = |g: TraceGeometry| format!("{g} (policy {})", policy_name(g.policy));
         return Err(Mismatch {
             line: trace.geometry_line,
-            expected: trace.geometry.to_string(),
-            actual: heap.geometry().to_string(),
+            expected: text(trace.geometry),
+            actual: text(heap.geometry()),
         });
     }
     let rel = Relative {
@@ -258,6 +288,67 @@ fn check_op<H: PageHeap>(
                 return Err(fail(format!("scavenge {bytes} -> {got}")));
             }
         }
+        OpKind::BgScavenge { bytes, released } => {
+            let got = heap.bg_scavenge(*bytes).map_err(err)?;
+            if got != *released {
+                return Err(fail(format!("bgscavenge {bytes} -> {got}")));
+            }
+        }
+        OpKind::Pad { at, npages } => heap.pad(trace.resolve(base, *at), *npages).map_err(err)?,
+        OpKind::NextGen => heap.next_gen(),
+        OpKind::ScavState(want) => {
+            let Some(got) = heap.scav_state() else {
+                return Err(fail("the heap keeps no go127 index".to_owned()));
+            };
+            let page = |a: usize| rel.page_ref(a);
+            let cursor = |c: Option<pageheap_alloc::Cursor>| c.map(|c| (page(c.page), c.marked));
+            let got = match (
+                got.free_hwm.map(page).transpose(),
+                cursor(got.background)
+                    .map(|(p, m)| p.map(|p| (p, m)))
+                    .transpose(),
+                cursor(got.forced)
+                    .map(|(p, m)| p.map(|p| (p, m)))
+                    .transpose(),
+            ) {
+                (Ok(hwm), Ok(bg), Ok(force)) => ScavState {
+                    gen: got.gen,
+                    hwm,
+                    bg,
+                    force,
+                },
+                _ => return Err(fail(format!("scavstate with addresses {got:x?}"))),
+            };
+            if got != *want {
+                return Err(fail(got.to_string()));
+            }
+        }
+        OpKind::ScavIdx {
+            chunk,
+            inuse,
+            last,
+            free,
+        } => {
+            let Some(e) = heap.scav_idx(trace.chunk_addr(base, *chunk)) else {
+                return Err(fail(format!("chunk {chunk} has no go127 index entry")));
+            };
+            let got = OpKind::ScavIdx {
+                chunk: *chunk,
+                inuse: e.in_use,
+                last: e.in_use_at_gen_start,
+                free: e.free,
+            };
+            if got
+                != (OpKind::ScavIdx {
+                    chunk: *chunk,
+                    inuse: *inuse,
+                    last: *last,
+                    free: *free,
+                })
+            {
+                return Err(fail(got.to_string()));
+            }
+        }
         OpKind::InUse { ranges } => {
             let got = heap.in_use();
             let want: Vec<(usize, usize)> = ranges
@@ -317,6 +408,18 @@ struct Relative {
 }
 
 impl Relative {
+    /// `addr` as a page of the trace, if it is one at or above the base.
+    fn page_ref(&self, addr: usize) -> Result<PageRef, usize> {
+        let g = &self.geometry;
+        match addr.checked_sub(self.base) {
+            Some(off) if off % g.page_bytes == 0 => Ok(PageRef {
+                chunk: off / g.chunk_bytes(),
+                page: off % g.chunk_bytes() / g.page_bytes,
+            }),
+            _ => Err(addr),
+        }
+    }
+
     /// `C.P`, or the raw address if it is not a page at or above the base.
     fn page(&self, addr: usize) -> String {
         let g = &self.geometry;
@@ -378,6 +481,17 @@ pub enum ReplayOp {
     Flush,
     /// `scavenge B`.
     Scavenge(usize),
+    /// `bgscavenge B`.
+    BgScavenge(usize),
+    /// `pad`.
+    Pad {
+        /// Address.
+        base: usize,
+        /// Pages.
+        npages: usize,
+    },
+    /// `nextgen`.
+    NextGen,
 }
 
 /// The operation lines of `trace` with addresses resolved against the base
@@ -407,7 +521,16 @@ pub fn prepare(trace: &Trace, base: usize) -> Vec<ReplayOp> {
                 OpKind::CacheAlloc { npages, .. } => ReplayOp::CacheAlloc(*npages),
                 OpKind::Flush => ReplayOp::Flush,
                 OpKind::Scavenge { bytes, .. } => ReplayOp::Scavenge(*bytes),
-                OpKind::InUse { .. } | OpKind::Chunk { .. } => return None,
+                OpKind::BgScavenge { bytes, .. } => ReplayOp::BgScavenge(*bytes),
+                OpKind::Pad { at, npages } => ReplayOp::Pad {
+                    base: trace.resolve(base, *at),
+                    npages: *npages,
+                },
+                OpKind::NextGen => ReplayOp::NextGen,
+                OpKind::InUse { .. }
+                | OpKind::Chunk { .. }
+                | OpKind::ScavState(_)
+                | OpKind::ScavIdx { .. } => return None,
             })
         })
         .collect()
@@ -441,6 +564,11 @@ pub fn replay_ops<H: PageHeap>(ops: &[ReplayOp], heap: &mut H) -> Result<(), H::
             ReplayOp::Scavenge(b) => {
                 black_box(heap.scavenge(*b)?);
             }
+            ReplayOp::BgScavenge(b) => {
+                black_box(heap.bg_scavenge(*b)?);
+            }
+            ReplayOp::Pad { base, npages } => heap.pad(*base, *npages)?,
+            ReplayOp::NextGen => heap.next_gen(),
         }
     }
     Ok(())
@@ -501,6 +629,7 @@ impl<G: Geometry, O: Os> RealHeap<G, O> {
         }
         let config = Config {
             heap_release: HeapRelease::Bookkeeping,
+            policy: geometry.policy,
             phys_page_bytes: Some(geometry.phys_page_bytes),
             huge_page_bytes: Some(geometry.huge_page_bytes),
         };
@@ -578,6 +707,29 @@ impl<G: Geometry, O: Os> PageHeap for RealHeap<G, O> {
     #[inline]
     fn scavenge(&mut self, bytes: usize) -> Result<usize, Self::Error> {
         self.alloc.scavenge(bytes)
+    }
+
+    #[inline]
+    fn bg_scavenge(&mut self, bytes: usize) -> Result<usize, Self::Error> {
+        self.alloc.scavenge_unforced(bytes)
+    }
+
+    #[inline]
+    fn pad(&mut self, base: usize, npages: usize) -> Result<(), Self::Error> {
+        self.alloc.pad(base, npages)
+    }
+
+    #[inline]
+    fn next_gen(&mut self) {
+        self.alloc.next_gen();
+    }
+
+    fn scav_state(&self) -> Option<IndexState> {
+        self.alloc.index_state()
+    }
+
+    fn scav_idx(&self, chunk_base: usize) -> Option<IndexEntry> {
+        self.alloc.index_entry(chunk_base)
     }
 
     fn in_use(&self) -> Vec<(usize, usize)> {

@@ -9,6 +9,7 @@
 //! [`Op`]'s `Display` writes the line back in its canonical form, which is how
 //! mismatches quote the expectation.
 
+use pageheap_alloc::ScavengePolicy;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -69,6 +70,12 @@ pub enum ParseErrorKind {
     /// A `geometry` key is missing, unknown or repeated.
     #[error("bad geometry field `{0}`")]
     BadGeometryField(String),
+    /// A `policy` line names no known policy.
+    #[error("unknown policy `{0}`")]
+    BadPolicy(String),
+    /// A `policy` line after the `geometry` line, or a second one.
+    #[error("`policy` must come once, before the `geometry` line")]
+    LatePolicy,
     /// A `setup` line after a line that is not `setup`.
     #[error("`setup` after other operations")]
     LateSetup,
@@ -94,9 +101,13 @@ pub enum ParseErrorKind {
     OutOfRange(&'static str),
 }
 
-/// The geometry a trace was produced with (its `geometry` line).
+/// The geometry a trace was produced with (its `geometry` line), and the
+/// scavenging policy it pins (its `policy` line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TraceGeometry {
+    /// The scavenging policy: go119 unless a `policy` line says otherwise.
+    /// Not part of the `geometry` line's text.
+    pub policy: ScavengePolicy,
     /// Bytes of a page.
     pub page_bytes: usize,
     /// Pages of a chunk.
@@ -113,6 +124,7 @@ impl TraceGeometry {
     /// The geometry of every trace recorded so far: Go 1.19 on 64-bit Linux
     /// with 4 KiB OS pages and 2 MiB huge pages.
     pub const GO64_LINUX: TraceGeometry = TraceGeometry {
+        policy: ScavengePolicy::Go119,
         page_bytes: 8192,
         chunk_pages: 512,
         heap_addr_bits: 48,
@@ -123,6 +135,21 @@ impl TraceGeometry {
     /// Bytes of a chunk.
     pub fn chunk_bytes(&self) -> usize {
         self.page_bytes * self.chunk_pages
+    }
+
+    /// The same geometry under `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: ScavengePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// A policy's name in a `policy` line.
+pub fn policy_name(p: ScavengePolicy) -> &'static str {
+    match p {
+        ScavengePolicy::Go119 => "go119",
+        _ => "go127",
     }
 }
 
@@ -241,12 +268,43 @@ pub enum OpKind {
     },
     /// `flush`.
     Flush,
-    /// `scavenge B -> R`.
+    /// `scavenge B -> R`: a forced scavenge.
     Scavenge {
         /// Bytes asked for.
         bytes: usize,
         /// Bytes released.
         released: usize,
+    },
+    /// `bgscavenge B -> R`: an unforced scavenge (go127).
+    BgScavenge {
+        /// Bytes asked for.
+        bytes: usize,
+        /// Bytes released.
+        released: usize,
+    },
+    /// `pad C.P N` (go127).
+    Pad {
+        /// First page.
+        at: PageRef,
+        /// Pages.
+        npages: usize,
+    },
+    /// `nextgen` (go127).
+    NextGen,
+    /// `scavstate gen G hwm X bg Y force Z`: a check of the go127 index's
+    /// global state.
+    ScavState(ScavState),
+    /// `scavidx C inuse N last L free F`: a check of one chunk's go127
+    /// index entry.
+    ScavIdx {
+        /// The chunk.
+        chunk: usize,
+        /// Pages in use.
+        inuse: usize,
+        /// Pages in use when the generation began.
+        last: usize,
+        /// The `free` flag.
+        free: bool,
     },
     /// `inuse -> A:Z ...`: a check of the in-use chunk ranges `[A, Z)`.
     InUse {
@@ -268,7 +326,46 @@ impl OpKind {
     /// Whether this line is an operation (counted by benchmarks) rather than
     /// a check (`inuse`, `chunk`).
     pub fn is_operation(&self) -> bool {
-        !matches!(self, OpKind::InUse { .. } | OpKind::Chunk { .. })
+        !matches!(
+            self,
+            OpKind::InUse { .. }
+                | OpKind::Chunk { .. }
+                | OpKind::ScavState(_)
+                | OpKind::ScavIdx { .. }
+        )
+    }
+}
+
+/// The go127 index's global state as a `scavstate` line writes it; a
+/// cursor is a page and whether it is marked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScavState {
+    /// The generation.
+    pub gen: u64,
+    /// The free high-water mark.
+    pub hwm: Option<PageRef>,
+    /// The background cursor.
+    pub bg: Option<(PageRef, bool)>,
+    /// The forced cursor.
+    pub force: Option<(PageRef, bool)>,
+}
+
+impl fmt::Display for ScavState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let page = |p: Option<PageRef>| p.map_or("-".to_owned(), |p| p.to_string());
+        let cursor = |c: Option<(PageRef, bool)>| {
+            c.map_or("-".to_owned(), |(p, m)| {
+                format!("{p}{}", if m { "*" } else { "" })
+            })
+        };
+        write!(
+            f,
+            "scavstate gen {} hwm {} bg {} force {}",
+            self.gen,
+            page(self.hwm),
+            cursor(self.bg),
+            cursor(self.force)
+        )
     }
 }
 
@@ -318,6 +415,7 @@ impl Trace {
             _ => return Err(parse_error(1, ParseErrorKind::BadHeader)),
         }
         let mut geometry = None;
+        let mut policy = None;
         let mut ops: Vec<Op> = Vec::new();
         let mut last_line = 1;
         for (line, text) in lines {
@@ -330,11 +428,32 @@ impl Trace {
                 it: text.split(' '),
             };
             let first = words.it.next().unwrap_or_default();
+            if first == "policy" {
+                if geometry.is_some() || policy.is_some() {
+                    return Err(parse_error(line, ParseErrorKind::LatePolicy));
+                }
+                let name = words.it.next().unwrap_or_default();
+                policy = Some(match name {
+                    "go119" => ScavengePolicy::Go119,
+                    "go127" => ScavengePolicy::Go127,
+                    _ => {
+                        return Err(parse_error(
+                            line,
+                            ParseErrorKind::BadPolicy(name.to_owned()),
+                        ))
+                    }
+                });
+                if let Some(w) = words.it.next() {
+                    return Err(parse_error(line, ParseErrorKind::Trailing(w.to_owned())));
+                }
+                continue;
+            }
             if first == "geometry" {
                 if geometry.is_some() {
                     return Err(parse_error(line, ParseErrorKind::DuplicateGeometry));
                 }
                 let g = parse_geometry(&mut words).map_err(|k| parse_error(line, k))?;
+                let g = g.with_policy(policy.unwrap_or(ScavengePolicy::Go119));
                 geometry = Some((g, line));
                 continue;
             }
@@ -380,7 +499,15 @@ impl Trace {
                 | OpKind::Cache {
                     expect: CacheExpect::Block { base: at, .. },
                 }
-                | OpKind::Free { at, .. } => at.chunk,
+                | OpKind::Free { at, .. }
+                | OpKind::Pad { at, .. } => at.chunk,
+                OpKind::ScavIdx { chunk, .. } => *chunk,
+                OpKind::ScavState(s) => [s.hwm, s.bg.map(|c| c.0), s.force.map(|c| c.0)]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.chunk)
+                    .max()
+                    .unwrap_or(0),
                 OpKind::InUse { ranges } => ranges.iter().map(|r| r.1).max().unwrap_or(0),
                 _ => 0,
             })
@@ -488,6 +615,22 @@ impl fmt::Display for OpKind {
             OpKind::CacheAlloc { npages, expect } => write!(f, "calloc {npages} -> {expect}"),
             OpKind::Flush => f.write_str("flush"),
             OpKind::Scavenge { bytes, released } => write!(f, "scavenge {bytes} -> {released}"),
+            OpKind::BgScavenge { bytes, released } => {
+                write!(f, "bgscavenge {bytes} -> {released}")
+            }
+            OpKind::Pad { at, npages } => write!(f, "pad {at} {npages}"),
+            OpKind::NextGen => f.write_str("nextgen"),
+            OpKind::ScavState(s) => s.fmt(f),
+            OpKind::ScavIdx {
+                chunk,
+                inuse,
+                last,
+                free,
+            } => write!(
+                f,
+                "scavidx {chunk} inuse {inuse} last {last} free {}",
+                u8::from(*free)
+            ),
             OpKind::InUse { ranges } => {
                 f.write_str("inuse ->")?;
                 for (a, z) in ranges {
@@ -591,6 +734,7 @@ fn parse_geometry(words: &mut Words<'_>) -> Result<TraceGeometry, ParseErrorKind
     let get =
         |i: usize| vals[i].ok_or_else(|| ParseErrorKind::BadGeometryField(KEYS[i].to_owned()));
     let g = TraceGeometry {
+        policy: ScavengePolicy::Go119,
         page_bytes: get(0)?,
         chunk_pages: get(1)?,
         heap_addr_bits: u32::try_from(get(2)?).map_err(|_| ParseErrorKind::OutOfRange(KEYS[2]))?,
@@ -611,6 +755,18 @@ fn parse_geometry(words: &mut Words<'_>) -> Result<TraceGeometry, ParseErrorKind
         return Err(ParseErrorKind::OutOfRange(KEYS[2]));
     }
     Ok(g)
+}
+
+/// `-`, `C.P` or `C.P*` (marked).
+fn parse_cursor(s: &str, g: &TraceGeometry) -> Result<Option<(PageRef, bool)>, ParseErrorKind> {
+    if s == "-" {
+        return Ok(None);
+    }
+    let (p, marked) = match s.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (s, false),
+    };
+    Ok(Some((parse_page_ref(p, g)?, marked)))
 }
 
 fn parse_page_ref(s: &str, g: &TraceGeometry) -> Result<PageRef, ParseErrorKind> {
@@ -718,12 +874,61 @@ fn parse_op(
             OpKind::Cache { expect }
         }
         "flush" => OpKind::Flush,
-        "scavenge" => {
+        "scavenge" | "bgscavenge" => {
             let bytes = words.decimal("byte count")?;
             words.keyword("->")?;
-            OpKind::Scavenge {
-                bytes,
-                released: words.decimal("released bytes")?,
+            let released = words.decimal("released bytes")?;
+            if first == "scavenge" {
+                OpKind::Scavenge { bytes, released }
+            } else {
+                OpKind::BgScavenge { bytes, released }
+            }
+        }
+        "pad" => OpKind::Pad {
+            at: parse_page_ref(words.next("C.P")?, g)?,
+            npages: words.decimal("page count")?,
+        },
+        "nextgen" => OpKind::NextGen,
+        "scavstate" => {
+            words.keyword("gen")?;
+            let gen = words.decimal("generation")? as u64;
+            words.keyword("hwm")?;
+            let hwm = match parse_cursor(words.next("page")?, g)? {
+                None => None,
+                Some((p, false)) => Some(p),
+                Some((_, true)) => return Err(unexpected("an unmarked page", "*")),
+            };
+            words.keyword("bg")?;
+            let bg = parse_cursor(words.next("cursor")?, g)?;
+            words.keyword("force")?;
+            let force = parse_cursor(words.next("cursor")?, g)?;
+            OpKind::ScavState(ScavState {
+                gen,
+                hwm,
+                bg,
+                force,
+            })
+        }
+        "scavidx" => {
+            let chunk = words.decimal("chunk number")?;
+            words.keyword("inuse")?;
+            let inuse = words.decimal("page count")?;
+            words.keyword("last")?;
+            let last = words.decimal("page count")?;
+            words.keyword("free")?;
+            let free = match words.next("flag")? {
+                "0" => false,
+                "1" => true,
+                w => return Err(unexpected("0 or 1", w)),
+            };
+            if inuse > g.chunk_pages || last > g.chunk_pages {
+                return Err(ParseErrorKind::OutOfRange("page count"));
+            }
+            OpKind::ScavIdx {
+                chunk,
+                inuse,
+                last,
+                free,
             }
         }
         "inuse" => {

@@ -6,7 +6,9 @@ use std::vec::Vec;
 use pageheap_arena::sim::SimOs;
 use pageheap_arena::{Os, PageState};
 
-use crate::{ChunkData, Config, Geometry, HeapRelease, PageAlloc, Summary, CHUNK_WORDS};
+use crate::{
+    ChunkData, Config, Geometry, HeapRelease, PageAlloc, ScavengePolicy, Summary, CHUNK_WORDS,
+};
 
 /// Pages in a chunk.
 pub const P: usize = 512;
@@ -35,10 +37,17 @@ pub fn page<G: Geometry>(c: usize, p: usize) -> usize {
 
 /// The configuration of the tests: no OS call for heap pages, 4 KiB
 /// physical pages, 2 MiB huge pages (so one page is the scavenger's
-/// minimum and a huge page is 256 pages, as in the traces).
+/// minimum and a huge page is 256 pages, as in the traces), and the go119
+/// index, which the Go scenarios were written for.
 pub fn config() -> Config {
+    config_with(ScavengePolicy::Go119)
+}
+
+/// [`config`] with another scavenge policy.
+pub fn config_with(policy: ScavengePolicy) -> Config {
     Config {
         heap_release: HeapRelease::Bookkeeping,
+        policy,
         phys_page_bytes: Some(4096),
         huge_page_bytes: Some(2 << 20),
     }
@@ -63,7 +72,16 @@ pub fn build<G: Geometry>(
     alloc: &[(usize, Ranges)],
     scav: &[(usize, Ranges)],
 ) -> PageAlloc<G, SimOs> {
-    let mut pa = empty::<G>();
+    build_with(ScavengePolicy::Go119, alloc, scav)
+}
+
+/// [`build`] under `policy`.
+pub fn build_with<G: Geometry>(
+    policy: ScavengePolicy,
+    alloc: &[(usize, Ranges)],
+    scav: &[(usize, Ranges)],
+) -> PageAlloc<G, SimOs> {
+    let mut pa = PageAlloc::new(SimOs::new(), config_with(policy)).expect("new allocator");
     for &(c, a) in alloc {
         pa.seed_chunk(page::<G>(c, 0), a, ranges_of(scav, c))
             .expect("seed chunk");
@@ -124,18 +142,34 @@ pub fn verify<G: Geometry>(pa: &PageAlloc<G, SimOs>) {
     let leaf = G::SUMMARY_LEVELS - 1;
 
     let (mut total, mut used, mut scav) = (0, 0, 0);
+    let padded = pa.padded().map_or(0..0, |(a, n)| a..a + n * G::PAGE_BYTES);
     for ci in ins.chunk_indices() {
         let c = ins.chunk(ci).expect("grown chunk has bitmaps");
         for w in 0..CHUNK_WORDS {
-            assert_eq!(
-                c.alloc.0[w] & c.scav.0[w],
-                0,
-                "chunk {ci:#x}: allocated page scavenged"
-            );
+            let both = c.alloc.0[w] & c.scav.0[w];
+            for b in (0..64).filter(|b| both >> b & 1 == 1) {
+                let addr = ((ci << G::LOG_CHUNK_PAGES) + w * 64 + b) << G::PAGE_SHIFT;
+                let addr = addr.wrapping_add(G::ARENA_BASE_OFFSET);
+                assert!(
+                    padded.contains(&addr),
+                    "chunk {ci:#x}: allocated page {addr:#x} scavenged and not padded"
+                );
+            }
+            scav += (c.scav.0[w] & !c.alloc.0[w]).count_ones() as usize;
         }
         total += P;
         used += c.alloc.count_ones();
-        scav += c.scav.count_ones();
+        if pa.scavenge_policy() == ScavengePolicy::Go127 {
+            let base = (ci << G::LOG_CHUNK_BYTES).wrapping_add(G::ARENA_BASE_OFFSET);
+            let e = pa.index_entry(base).expect("grown chunk has an entry");
+            assert_eq!(
+                e.in_use,
+                c.alloc.count_ones(),
+                "chunk {ci:#x}: index in-use count"
+            );
+            assert!(e.in_use < P || !e.free, "chunk {ci:#x}: full but flagged");
+            assert!(e.in_use_at_gen_start <= P, "chunk {ci:#x}: {e:?}");
+        }
     }
     let st = pa.stats();
     assert_eq!(

@@ -15,6 +15,7 @@ fn os_alloc() -> (Sim, usize) {
     let release = unsafe { OsRelease::new(ReleaseMode::DontNeed) };
     let config = Config {
         heap_release: HeapRelease::Os(release),
+        policy: pageheap_alloc::ScavengePolicy::Go127,
         phys_page_bytes: None,
         huge_page_bytes: None,
     };

@@ -20,6 +20,7 @@ pub fn page(c: usize, p: usize) -> usize {
 pub fn config() -> Config {
     Config {
         heap_release: HeapRelease::Bookkeeping,
+        policy: pageheap_alloc::ScavengePolicy::Go127,
         phys_page_bytes: Some(4096),
         huge_page_bytes: Some(2 << 20),
     }

@@ -1,10 +1,10 @@
-//! Replays the Go 1.19 conformance traces line by line and checks every
-//! expectation. A deliberately small replayer, independent of testkit's
+//! Replays the conformance traces of both scavenging policies (Go 1.19's
+//! and Go 1.27's) line by line and checks every expectation. A deliberately small replayer, independent of testkit's
 //! full one, so that this crate's own tests pin conformance.
 
 use std::path::PathBuf;
 
-use pageheap_alloc::{Config, Go64, HeapRelease, PageCache};
+use pageheap_alloc::{Config, Cursor, Go64, HeapRelease, PageCache, ScavengePolicy};
 use pageheap_arena::sim::SimOs;
 
 /// The chunk the trace's chunk 0 maps to: high enough that every chunk
@@ -43,8 +43,14 @@ fn hex(s: &str) -> u64 {
 /// Replays one trace; panics with the line number on the first mismatch.
 fn replay(path: &PathBuf) -> usize {
     let text = std::fs::read_to_string(path).unwrap();
+    // The policy line, if any, is the second.
+    let policy = match text.lines().nth(1) {
+        Some("policy go127") => ScavengePolicy::Go127,
+        _ => ScavengePolicy::Go119,
+    };
     let config = Config {
         heap_release: HeapRelease::Bookkeeping,
+        policy,
         phys_page_bytes: Some(4096),
         huge_page_bytes: Some(2 << 20),
     };
@@ -52,7 +58,11 @@ fn replay(path: &PathBuf) -> usize {
     let mut cache = PageCache::default();
     let mut lines = 0;
     for (no, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.starts_with("pagealloc-trace") || line.is_empty() {
+        if line.starts_with('#')
+            || line.starts_with("pagealloc-trace")
+            || line.starts_with("policy")
+            || line.is_empty()
+        {
             continue;
         }
         let at = format!("{}:{}: {line}", path.display(), no + 1);
@@ -101,6 +111,40 @@ fn replay(path: &PathBuf) -> usize {
             "scavenge" => {
                 let got = pa.scavenge(f[1].parse().unwrap()).expect(&at);
                 assert_eq!(got, f[3].parse::<usize>().unwrap(), "{at}");
+            }
+            "bgscavenge" => {
+                let got = pa.scavenge_unforced(f[1].parse().unwrap()).expect(&at);
+                assert_eq!(got, f[3].parse::<usize>().unwrap(), "{at}");
+            }
+            "pad" => pa.pad(page_addr(f[1]), f[2].parse().unwrap()).expect(&at),
+            "nextgen" => pa.next_gen(),
+            "scavstate" => {
+                let s = pa.index_state().expect(&at);
+                let page = |w: &str| (w != "-").then(|| page_addr(w));
+                let cursor = |w: &str| {
+                    (w != "-").then(|| Cursor {
+                        page: page_addr(w.trim_end_matches('*')),
+                        marked: w.ends_with('*'),
+                    })
+                };
+                let want = (
+                    f[2].parse::<u64>().unwrap(),
+                    page(f[4]),
+                    cursor(f[6]),
+                    cursor(f[8]),
+                );
+                assert_eq!((s.gen, s.free_hwm, s.background, s.forced), want, "{at}");
+            }
+            "scavidx" => {
+                let e = pa
+                    .index_entry(chunk_base(f[1].parse().unwrap()))
+                    .expect(&at);
+                let want = (
+                    f[3].parse::<usize>().unwrap(),
+                    f[5].parse::<usize>().unwrap(),
+                    f[7] == "1",
+                );
+                assert_eq!((e.in_use, e.in_use_at_gen_start, e.free), want, "{at}");
             }
             "inuse" => {
                 let got: Vec<(usize, usize)> = pa.in_use().map(|r| (r.base, r.limit)).collect();
@@ -152,6 +196,23 @@ fn go119_traces_replay_exactly() {
     assert!(
         all.len() >= 32,
         "expected the go119 traces, found {}",
+        all.len()
+    );
+    let mut total = 0;
+    for t in &all {
+        total += replay(t);
+    }
+    assert!(total > 10_000, "replayed only {total} lines");
+}
+
+#[test]
+// As above.
+#[cfg(not(miri))]
+fn go127_traces_replay_exactly() {
+    let all = traces("go127");
+    assert!(
+        all.len() >= 52,
+        "expected the go127 traces, found {}",
         all.len()
     );
     let mut total = 0;

@@ -56,6 +56,16 @@ fn model_passes_perf_traces() {
     check_model("perf", 5);
 }
 
+#[test]
+fn model_passes_go127_traces() {
+    check_model("go127", 52);
+}
+
+#[test]
+fn model_passes_perf_go127_traces() {
+    check_model("perf-go127", 6);
+}
+
 /// Replays every trace of `dir` against the real allocator: the
 /// conformance gate.
 fn check_real(dir: &str, expected_files: usize) {
@@ -73,6 +83,57 @@ fn pagealloc_passes_go119_traces() {
 #[test]
 fn pagealloc_passes_perf_traces() {
     check_real("perf", 5);
+}
+
+#[test]
+fn pagealloc_passes_go127_traces() {
+    check_real("go127", 52);
+}
+
+#[test]
+fn pagealloc_passes_perf_go127_traces() {
+    check_real("perf-go127", 6);
+}
+
+/// Each policy's traces fail under the other policy: the traces pin the
+/// policy, and the replayer really switches it.
+#[test]
+fn traces_fail_under_the_other_policy() {
+    use pageheap_alloc::ScavengePolicy;
+    let mut failed = [0usize; 2];
+    for (k, (dir, other)) in [
+        ("go119", ScavengePolicy::Go127),
+        ("go127", ScavengePolicy::Go119),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for path in trace_files(dir) {
+            let trace = Trace::read(&path).expect("valid trace");
+            // A heap of the other policy is refused at the geometry line...
+            let mut model = Model::new(trace.geometry.with_policy(other));
+            let m = check_trace(&trace, &mut model).expect_err("policy mismatch");
+            assert_eq!(m.line, trace.geometry_line);
+            // ...and replaying the lines under the other policy goes wrong
+            // somewhere (or cannot answer go127's checks).
+            let mut t = trace.clone();
+            t.geometry = t.geometry.with_policy(other);
+            let mut model = Model::new(t.geometry);
+            if check_trace(&t, &mut model).is_err() {
+                failed[k] += 1;
+            }
+        }
+    }
+    // Not every go119 trace scavenges in a way the policies tell apart;
+    // most do.
+    assert!(
+        failed[0] >= 16,
+        "go119 traces failing under go127: {failed:?}"
+    );
+    assert_eq!(
+        failed[1], 52,
+        "go127 traces failing under go119: {failed:?}"
+    );
 }
 
 /// The real allocator gives the same results wherever the trace is placed:
@@ -172,10 +233,18 @@ fn hand_written_traces() {
 
 #[test]
 fn lines_round_trip() {
-    for path in trace_files("go119") {
+    let go127 = pageheap_alloc::ScavengePolicy::Go127;
+    let files = trace_files("go119").into_iter().map(|p| (p, 2));
+    let files = files.chain(trace_files("go127").into_iter().map(|p| (p, 3)));
+    for (path, head) in files {
         let text = std::fs::read_to_string(&path).expect("readable trace");
         let trace = Trace::parse(&text).expect("valid trace");
-        assert_eq!(trace.geometry, TraceGeometry::GO64_LINUX);
+        let want = if head == 3 {
+            TraceGeometry::GO64_LINUX.with_policy(go127)
+        } else {
+            TraceGeometry::GO64_LINUX
+        };
+        assert_eq!(trace.geometry, want);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[trace.geometry_line - 1], trace.geometry.to_string());
         for op in &trace.ops {
@@ -187,7 +256,7 @@ fn lines_round_trip() {
                 op.line
             );
         }
-        let ops = lines.iter().filter(|l| !l.starts_with('#')).count() - 2;
+        let ops = lines.iter().filter(|l| !l.starts_with('#')).count() - head;
         assert_eq!(trace.ops.len(), ops, "{}", path.display());
     }
 }
@@ -248,4 +317,24 @@ fn parse_errors() {
         "line 4: expected bitmap word, found `scav`",
     );
     check_parse_error(&t("inuse -> 3:3\n"), "line 4: chunk range out of range");
+    check_parse_error(
+        &t("policy go127\n"),
+        "line 4: `policy` must come once, before the `geometry` line",
+    );
+    check_parse_error(
+        "pagealloc-trace v1\npolicy go200\n",
+        "line 2: unknown policy `go200`",
+    );
+    check_parse_error(
+        &t("scavstate gen 0 hwm 1.2* bg - force -\n"),
+        "line 4: expected an unmarked page, found `*`",
+    );
+    check_parse_error(
+        &t("scavidx 1 inuse 513 last 0 free 0\n"),
+        "line 4: page count out of range",
+    );
+    check_parse_error(
+        &t("scavidx 1 inuse 5 last 0 free 2\n"),
+        "line 4: expected 0 or 1, found `2`",
+    );
 }

@@ -1,0 +1,45 @@
+//! Policy go119: the scavenge index of Go 1.19.
+//!
+//! Each chunk has one index bit, "may hold free, unscavenged pages", kept in
+//! the chunk map. A `free` sets it for every chunk it touches and
+//! [`PageAlloc::seed_chunk`] for a chunk with a free, unscavenged page;
+//! growing does not (grown memory is scavenged) and neither does flushing a
+//! page cache, nor does allocation clear it. A scavenge pass repeatedly
+//! takes the highest marked chunk and releases the top of its highest
+//! free, unscavenged run, or clears the chunk's bit when it has none.
+
+use pageheap_arena::Os;
+
+use crate::geometry::Geometry;
+use crate::{Error, PageAlloc};
+
+impl<G: Geometry, O: Os> PageAlloc<G, O> {
+    /// The go119 scavenge loop; see the module documentation.
+    pub(super) fn scavenge_go119(&mut self, bytes: usize) -> Result<usize, Error> {
+        let mut released = 0;
+        while released < bytes {
+            let Some(ci) = self.chunks.highest_marked(self.start) else {
+                break;
+            };
+            match self.release_in(ci, G::CHUNK_PAGES - 1, bytes - released)? {
+                Some(n) => released += n,
+                None => self.chunks.unmark(ci),
+            }
+        }
+        Ok(released)
+    }
+
+    /// A seeded chunk is marked when it holds a free, unscavenged page.
+    pub(super) fn go119_seed(&mut self, ci: usize) {
+        let c = self.chunks.get(ci);
+        let dirty_free = c
+            .alloc
+            .0
+            .iter()
+            .zip(&c.scav.0)
+            .any(|(a, s)| a | s != u64::MAX);
+        if dirty_free {
+            self.chunks.mark(ci);
+        }
+    }
+}
