@@ -12,3 +12,4 @@ mod cache;
 mod grow;
 mod harness;
 mod scavenge;
+mod scavenge_go127;

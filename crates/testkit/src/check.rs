@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use pageheap_alloc::{Geometry, PageAlloc, Summary};
+use pageheap_alloc::{Geometry, PageAlloc, ScavengePolicy, Summary};
 use pageheap_arena::{Os, PageState};
 
 /// A broken invariant.
@@ -64,9 +64,26 @@ pub enum CheckError {
         /// The search address.
         search: usize,
     },
-    /// A page is both allocated and scavenged.
+    /// A page is both allocated and scavenged, and not a pad page.
     #[error("page {0:#x} is allocated but marked scavenged")]
     ScavengedAllocated(usize),
+    /// A go127 index entry disagrees with the chunk's bitmaps or breaks a
+    /// rule of the index.
+    #[error("chunk {chunk:#x}: go127 index entry {entry}")]
+    Index {
+        /// The chunk's address.
+        chunk: usize,
+        /// What is wrong.
+        entry: String,
+    },
+    /// A go127 cursor or the free high-water mark points outside the heap.
+    #[error("go127 {what} at {page:#x} is not a grown page")]
+    IndexPointer {
+        /// Which pointer.
+        what: &'static str,
+        /// Its page.
+        page: usize,
+    },
     /// A level's committed summary memory is not what the in-use ranges
     /// need.
     #[error("level {level} summary memory: mapped {actual:x?}, needed {expected:x?}")]
@@ -136,18 +153,23 @@ pub fn check<G: Geometry, O: Os>(pa: &PageAlloc<G, O>) -> Result<(), CheckError>
         }
     }
 
-    // Scavenged pages are free; statistics.
+    // Scavenged pages are free, except pad pages; statistics.
+    let padded = pa.padded().map_or(0..0, |(a, n)| a..a + n * G::PAGE_BYTES);
     let (mut used, mut scavenged) = (0, 0);
     for &(ci, c) in &chunks {
+        let mut chunk_used = 0;
         for p in 0..G::CHUNK_PAGES {
             let (a, s) = (bit(&c.alloc.0, p), bit(&c.scav.0, p));
-            if a && s {
+            if a && s && !padded.contains(&page_addr::<G>(ci, p)) {
                 return Err(CheckError::ScavengedAllocated(page_addr::<G>(ci, p)));
             }
-            used += usize::from(a);
-            scavenged += usize::from(s);
+            chunk_used += usize::from(a);
+            scavenged += usize::from(s && !a);
         }
+        used += chunk_used;
+        check_index_entry(pa, ci, chunk_used)?;
     }
+    check_index_pointers(pa, &in_use)?;
     let total = chunks.len() * G::CHUNK_PAGES;
     let stats = pa.stats();
     for (what, stored, expected) in [
@@ -422,4 +444,62 @@ fn to_addr<G: Geometry>(off: usize) -> usize {
 
 fn page_addr<G: Geometry>(ci: usize, p: usize) -> usize {
     to_addr::<G>(ci * G::CHUNK_BYTES + p * G::PAGE_BYTES)
+}
+
+/// go127: chunk `ci`'s index entry counts exactly its allocated pages
+/// (cached and pad pages included), a full chunk is not flagged, and the
+/// count at the generation's start is a page count. Nothing under go119.
+fn check_index_entry<G: Geometry, O: Os>(
+    pa: &PageAlloc<G, O>,
+    ci: usize,
+    used: usize,
+) -> Result<(), CheckError> {
+    if pa.scavenge_policy() != ScavengePolicy::Go127 {
+        return Ok(());
+    }
+    let chunk = to_addr::<G>(ci * G::CHUNK_BYTES);
+    let bad = |entry: String| Err(CheckError::Index { chunk, entry });
+    let Some(e) = pa.index_entry(chunk) else {
+        return bad("missing".to_owned());
+    };
+    if e.in_use != used {
+        return bad(format!(
+            "counts {} pages in use, the bitmap {used}",
+            e.in_use
+        ));
+    }
+    if e.in_use == G::CHUNK_PAGES && e.free {
+        return bad("is full but flagged free".to_owned());
+    }
+    if e.in_use_at_gen_start > G::CHUNK_PAGES {
+        return bad(format!("had {} pages in use", e.in_use_at_gen_start));
+    }
+    if pa.inspect().scav_marked(ci) != e.free {
+        return bad("flag disagrees with the chunk map".to_owned());
+    }
+    Ok(())
+}
+
+/// go127: the cursors and the free high-water mark lie in grown chunks.
+fn check_index_pointers<G: Geometry, O: Os>(
+    pa: &PageAlloc<G, O>,
+    in_use: &[(usize, usize)],
+) -> Result<(), CheckError> {
+    let Some(s) = pa.index_state() else {
+        return Ok(());
+    };
+    let pointers = [
+        ("free high-water mark", s.free_hwm),
+        ("background cursor", s.background.map(|c| c.page)),
+        ("forced cursor", s.forced.map(|c| c.page)),
+    ];
+    for (what, page) in pointers {
+        if let Some(page) = page {
+            let off = to_off::<G>(page);
+            if !in_use.iter().any(|&(b, l)| b <= off && off < l) {
+                return Err(CheckError::IndexPointer { what, page });
+            }
+        }
+    }
+    Ok(())
 }

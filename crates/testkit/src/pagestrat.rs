@@ -103,6 +103,22 @@ pub enum PageOp {
     },
     /// Scavenges everything.
     ScavengeAll,
+    /// An unforced (background) scavenge of `bytes`.
+    BgScavenge {
+        /// Bytes asked for.
+        bytes: u32,
+    },
+    /// The end of a GC generation.
+    NextGen,
+    /// `pad` of `npages` pages at page `page` of slot `slot`'s chunk.
+    Pad {
+        /// Slot (see [`slot_chunk`]).
+        slot: u8,
+        /// Page in the chunk.
+        page: u16,
+        /// Pages.
+        npages: u16,
+    },
 }
 
 /// The chunk number (relative to [`BASE`]) of grow slot `slot`: slots come
@@ -158,6 +174,9 @@ enum Request {
     CacheAlloc(usize),
     Flush,
     Scavenge(usize),
+    BgScavenge(usize),
+    NextGen,
+    Pad(usize, usize),
 }
 
 impl fmt::Display for Request {
@@ -170,6 +189,9 @@ impl fmt::Display for Request {
             Request::CacheAlloc(n) => write!(f, "cache_alloc({n})"),
             Request::Flush => f.write_str("flush()"),
             Request::Scavenge(b) => write!(f, "scavenge({b:#x})"),
+            Request::BgScavenge(b) => write!(f, "bg_scavenge({b:#x})"),
+            Request::NextGen => f.write_str("next_gen()"),
+            Request::Pad(b, n) => write!(f, "pad({b:#x}, {n})"),
         }
     }
 }
@@ -240,6 +262,12 @@ fn resolve(model: &Model, op: &PageOp) -> Request {
         PageOp::Flush => Request::Flush,
         PageOp::Scavenge { bytes } => Request::Scavenge(bytes as usize),
         PageOp::ScavengeAll => Request::Scavenge(usize::MAX),
+        PageOp::BgScavenge { bytes } => Request::BgScavenge(bytes as usize),
+        PageOp::NextGen => Request::NextGen,
+        PageOp::Pad { slot, page, npages } => Request::Pad(
+            BASE + slot_chunk(slot) * cb + usize::from(page % 512) * pb,
+            usize::from(npages % 600),
+        ),
     }
 }
 
@@ -254,6 +282,12 @@ fn run<H: PageHeap>(heap: &mut H, req: Request) -> Result<String, String> {
         Request::CacheAlloc(n) => heap.cache_alloc(n).map(|a| format!("{a:?}")),
         Request::Flush => heap.flush().map(|()| "ok".to_owned()),
         Request::Scavenge(b) => heap.scavenge(b).map(|r| r.to_string()),
+        Request::BgScavenge(b) => heap.bg_scavenge(b).map(|r| r.to_string()),
+        Request::NextGen => {
+            heap.next_gen();
+            Ok("ok".to_owned())
+        }
+        Request::Pad(b, n) => heap.pad(b, n).map(|()| "ok".to_owned()),
     })
 }
 
@@ -318,7 +352,17 @@ fn compare_state<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
             if w != g {
                 return Err(format!("chunk {chunk:#x}: model {w:x?}, allocator {g:x?}"));
             }
+            let (w, g) = (model.scav_idx(chunk), real.scav_idx(chunk));
+            if w != g {
+                return Err(format!(
+                    "chunk {chunk:#x} index: model {w:?}, allocator {g:?}"
+                ));
+            }
         }
+    }
+    let (w, g) = (model.scav_state(), real.scav_state());
+    if w != g {
+        return Err(format!("index state: model {w:x?}, allocator {g:x?}"));
     }
     let (w, g) = (model.cache(), real.cache_block());
     if w.filter(|c| c.free != 0) != g {
@@ -357,6 +401,9 @@ pub fn page_op() -> impl Strategy<Value = PageOp> {
         3 => Just(PageOp::Flush),
         2 => prop_oneof![0u32..1 << 16, 1u32 << 16..1 << 24].prop_map(|bytes| PageOp::Scavenge { bytes }),
         1 => Just(PageOp::ScavengeAll),
+        2 => prop_oneof![0u32..1 << 16, 1u32 << 16..1 << 24].prop_map(|bytes| PageOp::BgScavenge { bytes }),
+        2 => Just(PageOp::NextGen),
+        1 => (any::<u8>(), any::<u16>(), 0u16..600).prop_map(|(slot, page, npages)| PageOp::Pad { slot, page, npages }),
     ]
 }
 

@@ -273,3 +273,12 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         })
     }
 }
+
+#[cfg(test)]
+impl<G: Geometry, O: Os> PageAlloc<G, O> {
+    /// Sets the generation counter, as if that many generations had passed
+    /// without touching any chunk (for the tag wrap-around test).
+    pub(crate) fn set_generation(&mut self, gen: u64) {
+        self.g127.gen = gen;
+    }
+}

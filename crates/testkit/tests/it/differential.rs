@@ -1,7 +1,7 @@
 //! The real allocator against the flat model, op by op, with the invariant
 //! checker after every step.
 
-use pageheap_alloc::Go64;
+use pageheap_alloc::{Go64, ScavengePolicy};
 use pageheap_testkit::check::{check, check_summary_memory};
 use pageheap_testkit::model::Model;
 use pageheap_testkit::pagestrat::{apply_and_compare, geometry, page_ops, PageOp};
@@ -16,10 +16,11 @@ use pageheap_arena::BufferOs;
 /// Applies `ops` to a fresh allocator over a simulated OS and a fresh model,
 /// comparing after each; at the end, checks the summary memory the OS has
 /// mapped and that the OS saw no misuse.
-fn check_ops(ops: &[PageOp]) -> Result<(), TestCaseError> {
+fn check_ops(ops: &[PageOp], policy: ScavengePolicy) -> Result<(), TestCaseError> {
     let os = Arc::new(SimOs::new());
-    let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), geometry()).expect("heap");
-    let mut model = Model::new(geometry());
+    let g = geometry().with_policy(policy);
+    let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), g).expect("heap");
+    let mut model = Model::new(g);
     for (i, op) in ops.iter().enumerate() {
         if let Err(d) = apply_and_compare(&mut real, &mut model, op) {
             return Err(TestCaseError::fail(format!(
@@ -37,8 +38,13 @@ fn check_ops(ops: &[PageOp]) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn pagealloc_matches_model(ops in page_ops(200)) {
-        check_ops(&ops)?;
+    fn pagealloc_matches_model_go119(ops in page_ops(200)) {
+        check_ops(&ops, ScavengePolicy::Go119)?;
+    }
+
+    #[test]
+    fn pagealloc_matches_model_go127(ops in page_ops(200)) {
+        check_ops(&ops, ScavengePolicy::Go127)?;
     }
 
     #[test]
@@ -65,8 +71,9 @@ fn check_ops_over_buffer(ops: &[PageOp]) -> Result<(), TestCaseError> {
     let os = shared_buffer_os();
     let free_before = os.free_bytes();
     {
-        let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), geometry()).expect("heap");
-        let mut model = Model::new(geometry());
+        let g = geometry().with_policy(ScavengePolicy::Go127);
+        let mut real = RealHeap::<Go64, _>::new(Arc::clone(&os), g).expect("heap");
+        let mut model = Model::new(g);
         for (i, op) in ops.iter().enumerate() {
             if let Err(d) = apply_and_compare(&mut real, &mut model, op) {
                 return Err(TestCaseError::fail(format!("step {i}: {d}")));
@@ -168,8 +175,10 @@ fn pagealloc_matches_model_on_edge_cases() {
         ],
     ];
     for ops in cases {
-        if let Err(e) = check_ops(&ops) {
-            panic!("{ops:?}: {e}");
+        for policy in [ScavengePolicy::Go119, ScavengePolicy::Go127] {
+            if let Err(e) = check_ops(&ops, policy) {
+                panic!("{policy:?} {ops:?}: {e}");
+            }
         }
     }
 }
@@ -285,7 +294,10 @@ fn fuzz_regressions() {
             arbitrary::Unstructured::new(&bytes),
         )
         .expect("decodable input");
-        check_ops(&ops).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for policy in [ScavengePolicy::Go119, ScavengePolicy::Go127] {
+            check_ops(&ops, policy)
+                .unwrap_or_else(|e| panic!("{} ({policy:?}): {e}", path.display()));
+        }
         n += 1;
     }
     assert!(n > 0, "no regression inputs in {}", dir.display());
