@@ -1,17 +1,24 @@
 //! Applies arbitrary page-allocator operation sequences (valid and bad
 //! input alike) to `pageheap_alloc::PageAlloc` and to testkit's flat model,
-//! comparing results, state and invariants after every op.
+//! comparing results, state and invariants after every op, under the
+//! scavenge policy the input's first byte picks (odd: go127, even: go119).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pageheap_alloc::Go64;
+use pageheap_alloc::{Go64, ScavengePolicy};
 use pageheap_testkit::model::Model;
 use pageheap_testkit::pagestrat::{apply_and_compare, geometry, PageOp};
 use pageheap_testkit::replay::RealHeap;
 use pageheap_testkit::sim_os::SimOs;
 
-fuzz_target!(|ops: Vec<PageOp>| {
-    let g = geometry();
+fuzz_target!(|input: (bool, Vec<PageOp>)| {
+    let (go127, ops) = input;
+    let policy = if go127 {
+        ScavengePolicy::Go127
+    } else {
+        ScavengePolicy::Go119
+    };
+    let g = geometry().with_policy(policy);
     let mut real = RealHeap::<Go64, _>::new(SimOs::new(), g).expect("new allocator");
     let mut model = Model::new(g);
     for op in &ops {

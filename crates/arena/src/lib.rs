@@ -125,7 +125,7 @@ pub use reservation::Reservation;
 pub use side::SideVec;
 pub use state::PageState;
 pub use stats::{MemStats, MemStatsSnapshot};
-pub use sys::{os_huge_page_size, os_page_size, SystemOs};
+pub use sys::{os_huge_page_size, os_page_size, thread_cpu_time, SystemOs};
 
 /// Errors from address-space operations.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

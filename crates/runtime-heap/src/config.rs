@@ -1,6 +1,9 @@
 //! [`Config`]: the heap's settings, constructible in `const` context so a
 //! [`GlobalHeap`](crate::GlobalHeap) can carry one in a `static`.
 
+use core::time::Duration;
+
+use pageheap_alloc::ScavengePolicy;
 use pageheap_arena::ReleaseMode;
 
 /// Heap settings. Start from [`Config::DEFAULT`] and change fields or use
@@ -50,12 +53,36 @@ pub struct Config {
     /// heap (that would deadlock); allocating from the global allocator is
     /// fine.
     pub on_grow: Option<fn(usize, usize)>,
+    /// The scavenge index the page allocator keeps:
+    /// [`ScavengePolicy::Go127`] (the default) leaves dense memory alone in
+    /// the background and pairs with GC cycles; [`ScavengePolicy::Go119`]
+    /// releases the highest free memory first, for comparison.
+    pub scavenge_policy: ScavengePolicy,
+    /// Whether the program tells the heap where its GC cycles end, with
+    /// [`Heap::end_gc_cycle`](crate::Heap::end_gc_cycle). Under go127 the
+    /// background scavenger sees memory freed in a cycle only after the
+    /// cycle ends. `false` (the default, for programs without a GC): the
+    /// background scavenger ends a generation itself whenever it has work
+    /// to do and the current generation has none for it.
+    pub gc_cycles: bool,
+    /// The share of one CPU the background scavenger aims to use while it
+    /// has work, in `(0, 1]`; default 0.04 (4% of one CPU).
+    pub scavenger_cpu: f64,
+    /// The longest the background scavenger sleeps between bursts of work
+    /// while it has work; default 50 ms. It bounds how late it reacts
+    /// when the pacing would sleep longer.
+    pub scavenger_max_sleep: Duration,
+    /// How long a background scavenger with nothing to do waits before it
+    /// looks again (frees do not wake it); default 100 ms.
+    pub scavenger_idle_poll: Duration,
 }
 
 impl Config {
     /// The defaults: `DontNeed` release, system arena size, thread caches
     /// on, background scavenger on, 10% but at most 4 MiB retained over the
-    /// in-use pages, no memory limit.
+    /// in-use pages, no memory limit, the go127 scavenge index with
+    /// generations the scavenger ends itself, 4% of one CPU for the
+    /// scavenger and sleeps of at most 50 ms.
     pub const DEFAULT: Config = Config {
         release_mode: ReleaseMode::DontNeed,
         arena_bytes: 0,
@@ -65,7 +92,57 @@ impl Config {
         retain_extra_max: 4 << 20,
         memory_limit: usize::MAX,
         on_grow: None,
+        scavenge_policy: ScavengePolicy::Go127,
+        gc_cycles: false,
+        scavenger_cpu: 0.04,
+        scavenger_max_sleep: Duration::from_millis(50),
+        scavenger_idle_poll: Duration::from_millis(100),
     };
+
+    /// Sets [`Config::scavenge_policy`].
+    #[must_use]
+    pub const fn with_scavenge_policy(mut self, policy: ScavengePolicy) -> Self {
+        self.scavenge_policy = policy;
+        self
+    }
+
+    /// Sets [`Config::gc_cycles`].
+    #[must_use]
+    pub const fn with_gc_cycles(mut self, on: bool) -> Self {
+        self.gc_cycles = on;
+        self
+    }
+
+    /// Sets the background scavenger's pacing: [`Config::scavenger_cpu`]
+    /// and [`Config::scavenger_max_sleep`].
+    #[must_use]
+    pub const fn with_scavenger_pacing(mut self, cpu: f64, max_sleep: Duration) -> Self {
+        self.scavenger_cpu = cpu;
+        self.scavenger_max_sleep = max_sleep;
+        self
+    }
+
+    /// Checks every field: the errors [`Heap::with_os`](crate::Heap::with_os)
+    /// reports.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming the first bad field.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |what| Err(crate::Error::Config(what));
+        if self.arena_bytes != 0
+            && (!self.arena_bytes.is_power_of_two()
+                || !self.arena_bytes.is_multiple_of(crate::CHUNK_BYTES))
+        {
+            return bad("arena size must be a power-of-two multiple of the chunk size");
+        }
+        if !(self.scavenger_cpu > 0.0 && self.scavenger_cpu <= 1.0) {
+            return bad("scavenger_cpu must be in (0, 1]");
+        }
+        if self.scavenger_max_sleep.is_zero() || self.scavenger_idle_poll.is_zero() {
+            return bad("scavenger sleeps must be longer than zero");
+        }
+        Ok(())
+    }
 
     /// Sets [`Config::memory_limit`].
     #[must_use]

@@ -156,7 +156,7 @@ impl Span {
 /// # }
 /// ```
 pub struct Heap<O: Os + 'static = SystemOs> {
-    shared: Arc<Shared<O>>,
+    pub(crate) shared: Arc<Shared<O>>,
     #[cfg(feature = "std")]
     scavenger: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -173,38 +173,39 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Shared<O: Os + 'static> {
     id: u64,
     /// The OS, shared with the page allocator for lock-free `used` calls.
-    os: Arc<O>,
+    pub(crate) os: Arc<O>,
     inner: Mutex<Inner<O>>,
     pub(crate) config: Config,
     /// Whether released memory reads back as zeros.
     zeroed_after_release: bool,
     /// Bumped when thread caches should be flushed.
     epoch: AtomicU64,
-    memory_limit: AtomicUsize,
+    pub(crate) memory_limit: AtomicUsize,
     /// Bytes of released (Prepared) pages sitting in thread caches: the page
     /// allocator counts them allocated and unscavenged.
     cached_released: AtomicUsize,
-    counters: Counters,
+    pub(crate) counters: Counters,
     #[cfg(feature = "std")]
     pub(crate) signal: crate::scavenger::Signal,
 }
 
 /// Activity counters.
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
     spans_allocated: AtomicU64,
     pages_allocated: AtomicU64,
     spans_freed: AtomicU64,
     cache_refills: AtomicU64,
     grows: AtomicU64,
-    released_background: AtomicUsize,
-    released_eager: AtomicUsize,
-    released_explicit: AtomicUsize,
+    pub(crate) released_background: AtomicUsize,
+    pub(crate) released_eager: AtomicUsize,
+    pub(crate) released_explicit: AtomicUsize,
+    pub(crate) scavenger_cpu_ns: AtomicU64,
 }
 
 /// The state behind the heap lock.
-struct Inner<O: Os + 'static> {
-    pa: HeapPageAlloc<O>,
+pub(crate) struct Inner<O: Os + 'static> {
+    pub(crate) pa: HeapPageAlloc<O>,
     /// The OS the arenas came from (the page allocator holds another
     /// handle to the same object but does not hand it out).
     os: Arc<O>,
@@ -256,16 +257,12 @@ impl<O: Os + 'static> Heap<O> {
     /// reservations fail; [`Error::Spawn`] if the background scavenger
     /// cannot be started.
     pub fn with_os(os: O, config: Config) -> Result<Self, Error> {
+        config.validate()?;
         let arena_bytes = if config.arena_bytes == 0 {
             pageheap_arena::HEAP_ARENA_BYTES.max(CHUNK_BYTES)
         } else {
             config.arena_bytes
         };
-        if !arena_bytes.is_power_of_two() || arena_bytes % CHUNK_BYTES != 0 {
-            return Err(Error::Config(
-                "arena size must be a power-of-two multiple of the chunk size",
-            ));
-        }
         let os = Arc::new(os);
         let zeroed_after_release = os.zeroed_after_unused(config.release_mode);
         // `pageheap_alloc::Config` is `#[non_exhaustive]`: no struct literal.
@@ -283,6 +280,7 @@ impl<O: Os + 'static> Heap<O> {
             //   rebuilt from raw parts carries the same promise).
             let release = unsafe { OsRelease::new(config.release_mode) };
             c.heap_release = HeapRelease::Os(release);
+            c.policy = config.scavenge_policy;
             c
         };
         let pa = PageAlloc::new(Arc::clone(&os), pa_config)?;
@@ -416,6 +414,16 @@ impl<O: Os + 'static> Heap<O> {
             .released_explicit
             .fetch_add(n, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// Tells the heap that a GC cycle's mark phase ended: the scavenge
+    /// index moves to its next generation, and memory freed during the
+    /// cycle becomes visible to the background scavenger (under the go127
+    /// policy, with [`Config::gc_cycles`] set; without it the scavenger
+    /// ends generations itself, and under go119 this does nothing but wake
+    /// the scavenger). Wakes the background scavenger.
+    pub fn end_gc_cycle(&self) {
+        self.shared.end_gc_cycle();
     }
 
     /// Returns every free page to the OS (Go's `debug.FreeOSMemory`): flushes
@@ -622,7 +630,7 @@ impl<O: Os + 'static> Shared<O> {
     /// While the guard lives the thread counts as inside the heap (see
     /// [`GlobalHeap`](crate::GlobalHeap)): anything it allocates meanwhile
     /// is a re-entrant allocation.
-    fn lock(&self) -> Locked<'_, O> {
+    pub(crate) fn lock(&self) -> Locked<'_, O> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut inner = Locked {
             prev: crate::global::enter(),
@@ -696,57 +704,8 @@ impl<O: Os + 'static> Shared<O> {
         })
     }
 
-    /// Releases free memory down to 95% of the limit if Ready memory is
-    /// over the limit (Go's memory-limit goal).
-    fn enforce_limit(&self, inner: &mut Inner<O>) -> Result<(), Error> {
-        let limit = self.memory_limit.load(Ordering::Relaxed);
-        if limit == usize::MAX {
-            return Ok(());
-        }
-        let ready = self.stats_locked(inner).mapped_ready;
-        if ready > limit {
-            let goal = limit / 100 * 95;
-            let n = inner.pa.scavenge(ready - goal)?;
-            self.counters.released_eager.fetch_add(n, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Whether the background scavenger has work: retained memory above
-    /// its goal, or Ready memory above 95% of the limit.
-    #[cfg(feature = "std")]
-    pub(crate) fn bg_has_work(&self, inner_stats: &HeapStats) -> bool {
-        let s = inner_stats;
-        let extra = (s.heap_inuse / 100 * self.config.retain_extra_percent)
-            .min(self.config.retain_extra_max);
-        let phys = self.os.page_size().max(PAGE_BYTES);
-        let goal = (s.heap_inuse + extra).next_multiple_of(phys);
-        let over_goal = s.heap_retained() >= goal + phys;
-        let limit = self.memory_limit.load(Ordering::Relaxed);
-        let over_limit = limit != usize::MAX && s.mapped_ready > limit / 100 * 95;
-        over_goal || over_limit
-    }
-
-    /// One background work unit: if there is work, scavenge one quantum.
-    /// Returns the bytes released, or `None` if there was no work.
-    #[cfg(feature = "std")]
-    pub(crate) fn bg_scavenge_quantum(&self) -> Option<usize> {
-        let mut inner = self.lock();
-        let stats = self.stats_locked(&inner);
-        if !self.bg_has_work(&stats) {
-            return None;
-        }
-        // An OS refusal counts as "nothing released"; the next round retries.
-        let n = inner.pa.scavenge(SCAVENGE_QUANTUM).unwrap_or(0);
-        drop(inner);
-        self.counters
-            .released_background
-            .fetch_add(n, Ordering::Relaxed);
-        Some(n)
-    }
-
     /// The heap's stats, from the layers' counters under the lock.
-    fn stats_locked(&self, inner: &Inner<O>) -> HeapStats {
+    pub(crate) fn stats_locked(&self, inner: &Inner<O>) -> HeapStats {
         let pa = inner.pa.stats();
         let pa_alloc = pa.pages_in_use * PAGE_BYTES;
         let pa_released = pa.pages_scavenged * PAGE_BYTES;
@@ -774,6 +733,7 @@ impl<O: Os + 'static> Shared<O> {
             released_background: c.released_background.load(Ordering::Relaxed),
             released_eager: c.released_eager.load(Ordering::Relaxed),
             released_explicit: c.released_explicit.load(Ordering::Relaxed),
+            scavenger_cpu_ns: c.scavenger_cpu_ns.load(Ordering::Relaxed),
         }
     }
 
@@ -826,7 +786,7 @@ impl<O: Os + 'static> Inner<O> {
 
 /// The heap lock, held: the state behind it, with the thread marked as
 /// inside the heap until the guard drops.
-struct Locked<'a, O: Os + 'static> {
+pub(crate) struct Locked<'a, O: Os + 'static> {
     guard: MutexGuard<'a, Inner<O>>,
     /// The thread's mark before the lock was taken, restored on drop.
     prev: crate::global::Inside,

@@ -86,9 +86,6 @@ mod config;
 mod error;
 mod global;
 mod heap;
-#[cfg(feature = "std")]
-mod pacing;
-#[cfg(feature = "std")]
 mod scavenger;
 mod stats;
 

@@ -64,6 +64,10 @@ pub struct HeapStats {
     pub released_eager: usize,
     /// Bytes released by explicit `scavenge` and `release_all` calls so far.
     pub released_explicit: usize,
+    /// CPU time the background scavenger thread has used so far, in ns, read
+    /// from its own thread CPU clock (0 where the OS gives none; see
+    /// `pageheap_arena::thread_cpu_time`).
+    pub scavenger_cpu_ns: u64,
 }
 
 /// One line of the main figures, in MiB: `heap: S MiB (U in use, F free,

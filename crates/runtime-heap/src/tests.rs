@@ -5,7 +5,7 @@ use pageheap_alloc::PageCache;
 
 use crate::heap::{cache_overlaps, check_size, HeapGeometry, PAGE_BYTES};
 #[cfg(feature = "std")]
-use crate::pacing::{Pacer, PiController, CPU_FRACTION, MIN_WORK_NS, START_SLEEP_RATIO};
+use crate::scavenger::pacing::{Pacer, PiController, MIN_WORK_NS};
 use crate::Error;
 
 #[cfg(feature = "std")]
@@ -40,12 +40,13 @@ fn pi_controller_saturates_and_resets() {
 
 #[cfg(feature = "std")]
 /// Drives the pacer in a closed loop with simulated work and sleep and
-/// returns the CPU share used over the second half of the run. With Go's
-/// gains the loop does not settle on a fixed point (short bursts alternate
-/// with long sleeps), but its time average sits at the 1% set point.
-fn average_share(procs: usize, worked_ns: f64) -> f64 {
-    let mut pacer = Pacer::new(procs);
-    assert_eq!(pacer.sleep_ratio(), START_SLEEP_RATIO);
+/// returns the CPU share of all CPUs used over the second half of the run.
+/// With Go's gains the loop does not settle on a fixed point (short bursts
+/// alternate with long sleeps), but its time average sits at the set point.
+fn average_share(procs: usize, cpu: f64, worked_ns: f64) -> f64 {
+    let mut pacer = Pacer::new(procs, cpu, f64::INFINITY);
+    // The start ratio is the set point's: work w, sleep w (1 - cpu) / cpu.
+    assert!((pacer.sleep_ratio() - cpu / (1.0 - cpu)).abs() < 1e-12);
     let (mut work, mut total) = (0.0, 0.0);
     for i in 0..1000 {
         let (worked, sleep) = pacer.plan(worked_ns);
@@ -62,14 +63,32 @@ fn average_share(procs: usize, worked_ns: f64) -> f64 {
 
 #[cfg(feature = "std")]
 #[test]
-fn pacer_averages_one_percent() {
-    for (procs, work) in [(1, 1e6), (2, 1e6), (8, 3e6), (2, 1e5), (4, 2e6)] {
-        let used = average_share(procs, work);
+fn pacer_averages_its_set_point() {
+    for (procs, cpu, work) in [
+        (1, 0.01, 1e6),
+        (2, 0.02, 1e6),
+        (8, 0.08, 3e6),
+        (2, 0.02, 1e5),
+        (4, 0.04, 2e6),
+        (2, 0.04, 1e6),
+    ] {
+        let want = cpu / procs as f64;
+        let used = average_share(procs, cpu, work);
         assert!(
-            (used - CPU_FRACTION).abs() < CPU_FRACTION * 0.15,
-            "{procs} procs, {work} ns work: averaged {used}"
+            (used - want).abs() < want * 0.15,
+            "{procs} procs, {cpu} of a CPU, {work} ns work: averaged {used}"
         );
     }
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn pacer_sleeps_at_most_the_longest_sleep() {
+    // 1% of one CPU would sleep 99 ms after 1 ms of work; the cap is 20 ms.
+    let pacer = Pacer::new(1, 0.01, 20e6);
+    assert_eq!(pacer.plan(1e6), (1e6, 20e6));
+    let pacer = Pacer::new(1, 0.5, 20e6);
+    assert_eq!(pacer.plan(1e6), (1e6, 1e6));
 }
 
 #[test]
@@ -111,4 +130,86 @@ fn heap_is_send_and_sync() {
     assert_send_sync::<crate::Heap>();
     assert_send_sync::<crate::Heap<pageheap_arena::sim::SimOs>>();
     assert_send_sync::<crate::GlobalHeap>();
+}
+
+/// A heap over the simulated OS with no background thread and 4 MiB
+/// arenas, `policy` and `gc_cycles` as given; 256 one-page spans
+/// allocated, touched through the OS's rules, then all freed.
+#[cfg(feature = "std")]
+fn dropped_heap(
+    policy: pageheap_alloc::ScavengePolicy,
+    gc_cycles: bool,
+) -> crate::Heap<pageheap_arena::sim::SimOs> {
+    let config = crate::Config::DEFAULT
+        .with_background_scavenger(false)
+        .with_thread_cache(false)
+        .with_arena_bytes(4 << 20)
+        .with_scavenge_policy(policy)
+        .with_gc_cycles(gc_cycles);
+    let heap = crate::Heap::with_os(pageheap_arena::sim::SimOs::new(), config).expect("heap");
+    let spans: std::vec::Vec<_> = (0..256).map(|_| heap.alloc(1).expect("span")).collect();
+    for s in spans {
+        heap.free(s).expect("free");
+    }
+    heap
+}
+
+/// The background work unit under go127: with `gc_cycles` the freed
+/// memory waits for `end_gc_cycle`; without it the scavenger ends the
+/// generation itself and releases at once. Under go119 there are no
+/// generations.
+#[cfg(feature = "std")]
+#[test]
+fn background_scavenging_and_generations() {
+    use pageheap_alloc::ScavengePolicy::{Go119, Go127};
+    let quantum = crate::heap::SCAVENGE_QUANTUM;
+    // At least a quantum: a free huge page is released whole.
+    let released = |n: Option<usize>| n.is_some_and(|n| n >= quantum);
+    // A GC runtime: nothing is visible until the cycle ends.
+    let heap = dropped_heap(Go127, true);
+    assert_eq!(heap.shared.bg_scavenge_quantum(), Some(0));
+    heap.end_gc_cycle();
+    assert!(released(heap.shared.bg_scavenge_quantum()));
+    // No GC: the scavenger ends the generation itself.
+    let heap = dropped_heap(Go127, false);
+    assert!(released(heap.shared.bg_scavenge_quantum()));
+    assert_eq!(heap.with_page_alloc(|pa| pa.index_state().unwrap().gen), 1);
+    // go119 sees frees at once and has no generations.
+    let heap = dropped_heap(Go119, true);
+    let first = heap.shared.bg_scavenge_quantum();
+    assert!(released(first));
+    assert_eq!(heap.with_page_alloc(|pa| pa.index_state()), None);
+    // 2 MiB was freed and nothing is in use, so the goal is 0 retained:
+    // the work goes on until less than two physical pages (16 KiB) are
+    // retained, and cannot release more than was dirty.
+    let mut total = first.unwrap_or(0);
+    while let Some(n) = heap.shared.bg_scavenge_quantum() {
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let s = heap.stats();
+    assert!(
+        ((2 << 20) - (16 << 10)..=2 << 20).contains(&total),
+        "{total} {s:?}"
+    );
+    assert_eq!(s.released_background, total);
+}
+
+/// Every pacing knob is validated.
+#[test]
+fn config_validation() {
+    use core::time::Duration;
+    let ok = crate::Config::DEFAULT;
+    assert!(ok.validate().is_ok());
+    for bad in [
+        ok.with_scavenger_pacing(0.0, Duration::from_millis(5)),
+        ok.with_scavenger_pacing(1.5, Duration::from_millis(5)),
+        ok.with_scavenger_pacing(f64::NAN, Duration::from_millis(5)),
+        ok.with_scavenger_pacing(0.1, Duration::ZERO),
+        ok.with_arena_bytes(3 << 22),
+    ] {
+        assert!(matches!(bad.validate(), Err(Error::Config(_))), "{bad:?}");
+    }
 }

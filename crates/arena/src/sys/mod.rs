@@ -76,6 +76,24 @@ pub fn os_huge_page_size() -> Option<usize> {
     }
 }
 
+/// The CPU time the calling thread has used, read from the thread's CPU
+/// clock; `None` where this crate cannot read it (it can on Linux and
+/// Android). For measuring what a background thread, such as a heap's
+/// scavenger, costs.
+pub fn thread_cpu_time() -> Option<core::time::Duration> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let secs = u64::try_from(t.tv_sec).ok()?;
+        let nanos = u32::try_from(t.tv_nsec).ok()?;
+        Some(core::time::Duration::new(secs, nanos))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
+
 /// A side mapping for bookkeeping; see `crate::side`.
 pub(crate) fn side_map(len: usize) -> Result<usize, Error> {
     imp::side_map(len)

@@ -290,11 +290,18 @@ fn fuzz_regressions() {
     for entry in std::fs::read_dir(&dir).expect("regression folder exists") {
         let path = entry.expect("readable entry").path();
         let bytes = std::fs::read(&path).expect("readable input");
-        let ops = <Vec<PageOp> as arbitrary::Arbitrary>::arbitrary_take_rest(
+        // As the target decodes it: a policy flag, then the ops. Both
+        // policies run, the decoded one first.
+        let (go127, ops) = <(bool, Vec<PageOp>) as arbitrary::Arbitrary>::arbitrary_take_rest(
             arbitrary::Unstructured::new(&bytes),
         )
         .expect("decodable input");
-        for policy in [ScavengePolicy::Go119, ScavengePolicy::Go127] {
+        let policies = if go127 {
+            [ScavengePolicy::Go127, ScavengePolicy::Go119]
+        } else {
+            [ScavengePolicy::Go119, ScavengePolicy::Go127]
+        };
+        for policy in policies {
             check_ops(&ops, policy)
                 .unwrap_or_else(|e| panic!("{} ({policy:?}): {e}", path.display()));
         }

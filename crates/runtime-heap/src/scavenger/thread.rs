@@ -1,13 +1,17 @@
 //! The background scavenger thread: keeps retained-but-free memory near its
-//! goal at about 1% of the CPU time, paced by [`Pacer`](crate::pacing).
+//! goal at the CPU share [`Config::scavenger_cpu`](crate::Config) asks for,
+//! paced by [`Pacer`](super::pacing::Pacer).
 //!
-//! Go's loop, adapted to a heap without a garbage collector: work (64 KiB
-//! quanta) for at least 1 ms while there is work, then sleep `worked /
-//! sleep_ratio`; when there is no work, park. Go parks until the sweeper
-//! wakes it; this heap has no sweeper, so a parked scavenger looks again
-//! every [`PARK_TIMEOUT`] and is woken early by
-//! [`Heap::set_memory_limit`](crate::Heap::set_memory_limit). Dropping the
-//! heap wakes it, and it exits at once.
+//! Go's loop, adapted to a heap that may have no garbage collector: work
+//! (64 KiB quanta) for at least 1 ms while there is work, then sleep
+//! `worked / sleep_ratio` (at most `Config::scavenger_max_sleep`); when
+//! there is no work, park. Go parks until the sweeper wakes it; this heap
+//! has no sweeper, so a parked scavenger looks again every
+//! `Config::scavenger_idle_poll` and is woken early by
+//! [`Heap::set_memory_limit`](crate::Heap::set_memory_limit) and
+//! [`Heap::end_gc_cycle`](crate::Heap::end_gc_cycle). Dropping the heap
+//! wakes it, and it exits at once. Its own CPU time, from its thread CPU
+//! clock, is added to `HeapStats::scavenger_cpu_ns` after every burst.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -15,11 +19,8 @@ use std::time::{Duration, Instant};
 
 use pageheap_arena::Os;
 
+use super::pacing::{Pacer, MIN_WORK_NS};
 use crate::heap::{Shared, PAGE_BYTES, SCAVENGE_QUANTUM};
-use crate::pacing::{Pacer, MIN_WORK_NS};
-
-/// How long a scavenger with nothing to do waits before looking again.
-pub(crate) const PARK_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Work time to assume per physical page when the clock reads zero (Go's
 /// `approxWorkedNSPerPhysicalPage`), in ns.
@@ -102,9 +103,25 @@ pub(crate) fn spawn<O: Os + 'static>(shared: Arc<Shared<O>>) -> std::io::Result<
 /// The thread's loop.
 fn run<O: Os + 'static>(shared: &Shared<O>) {
     let procs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut pacer = Pacer::new(procs);
+    let c = &shared.config;
+    let mut pacer = Pacer::new(
+        procs,
+        c.scavenger_cpu,
+        c.scavenger_max_sleep.as_nanos() as f64,
+    );
+    let idle = c.scavenger_idle_poll;
+    let mut cpu_seen = pageheap_arena::thread_cpu_time();
     loop {
         let (released, worked) = work(shared);
+        if let Some(now) = pageheap_arena::thread_cpu_time() {
+            let before = cpu_seen.unwrap_or_default();
+            let ns = now.saturating_sub(before).as_nanos() as u64;
+            shared
+                .counters
+                .scavenger_cpu_ns
+                .fetch_add(ns, core::sync::atomic::Ordering::Relaxed);
+            cpu_seen = Some(now);
+        }
         #[cfg(feature = "log")]
         if released != 0 {
             log::trace!(
@@ -114,7 +131,7 @@ fn run<O: Os + 'static>(shared: &Shared<O>) {
             );
         }
         if released == 0 {
-            if shared.signal.park(PARK_TIMEOUT) {
+            if shared.signal.park(idle) {
                 return;
             }
             continue;

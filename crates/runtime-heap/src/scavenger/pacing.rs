@@ -1,12 +1,16 @@
 //! The background scavenger's pacing: Go's proportional-integral controller
-//! that holds the scavenger at about 1% of the CPU time (Go's
-//! `piController` and `scavengerState.sleep`).
+//! that holds the scavenger at a set share of the CPU time (Go's
+//! `piController` and `scavengerState.sleep`), with the share and the
+//! longest sleep from [`Config`](crate::Config).
 //!
 //! The scavenger works for a short while (at least 1 ms), then sleeps for
-//! `worked / sleep_ratio`. After each sleep the controller compares the CPU
-//! fraction actually used, `worked / ((slept + worked) * procs)`, against
-//! the 1% set point and adjusts `sleep_ratio`. All times are nanoseconds in
-//! `f64`, as in Go.
+//! `worked / sleep_ratio`, at most the longest sleep. After each sleep the
+//! controller compares the CPU fraction actually used, `worked / ((slept +
+//! worked) * procs)`, against the set point and adjusts `sleep_ratio`. Go
+//! starts at a ratio of 0.001 (a first sleep a thousand times the first
+//! burst, about a second), which made the time to return memory after a
+//! drop erratic; this pacer starts at the ratio the set point implies. All
+//! times are nanoseconds in `f64`, as in Go.
 
 /// A PI controller with anti-windup, output clamped to `[min, max]`.
 #[derive(Clone, Copy, Debug)]
@@ -62,15 +66,9 @@ impl PiController {
     }
 }
 
-/// The sleep ratio the scavenger starts with and falls back to after a
-/// controller failure (Go's `startingScavSleepRatio`).
-pub(crate) const START_SLEEP_RATIO: f64 = 0.001;
 /// The least work the scavenger does between sleeps (Go's
 /// `minScavWorkTime`), in ns.
 pub(crate) const MIN_WORK_NS: f64 = 1e6;
-/// The CPU share the scavenger aims for, as a fraction of all CPUs (Go's
-/// `scavengePercent`).
-pub(crate) const CPU_FRACTION: f64 = 0.01;
 /// How long the controller rests after a failure, in ns.
 const COOLDOWN_NS: f64 = 5e9;
 
@@ -79,18 +77,36 @@ const COOLDOWN_NS: f64 = 5e9;
 pub(crate) struct Pacer {
     controller: PiController,
     sleep_ratio: f64,
+    /// The ratio the set point implies: the start, and the fallback after
+    /// a controller failure.
+    start_ratio: f64,
+    /// The CPU share aimed for, as a fraction of all CPUs.
+    setpoint: f64,
+    max_sleep: f64,
     cooldown: f64,
     procs: f64,
 }
 
 impl Pacer {
-    /// A pacer for a machine with `procs` CPUs.
-    pub(crate) fn new(procs: usize) -> Self {
+    /// A pacer for a machine with `procs` CPUs that aims at `cpu` of one
+    /// CPU (in `(0, 1]`) and sleeps at most `max_sleep` ns.
+    pub(crate) fn new(procs: usize, cpu: f64, max_sleep: f64) -> Self {
+        let procs = procs.max(1) as f64;
+        let cpu = cpu.clamp(1e-6, 1.0);
+        // Work `w` then sleep `w / r` uses `r / (1 + r)` of one CPU.
+        let start_ratio = if cpu >= 1.0 {
+            1000.0
+        } else {
+            (cpu / (1.0 - cpu)).clamp(0.001, 1000.0)
+        };
         Pacer {
             controller: PiController::scavenger(),
-            sleep_ratio: START_SLEEP_RATIO,
+            sleep_ratio: start_ratio,
+            start_ratio,
+            setpoint: cpu / procs,
+            max_sleep,
             cooldown: 0.0,
-            procs: procs.max(1) as f64,
+            procs,
         }
     }
 
@@ -98,7 +114,7 @@ impl Pacer {
     /// [`MIN_WORK_NS`]) and how long to sleep after it, in ns.
     pub(crate) fn plan(&self, worked: f64) -> (f64, f64) {
         let worked = worked.max(MIN_WORK_NS);
-        (worked, worked / self.sleep_ratio)
+        (worked, (worked / self.sleep_ratio).min(self.max_sleep))
     }
 
     /// Feeds back one work/sleep cycle: `worked` as returned by
@@ -110,10 +126,10 @@ impl Pacer {
         }
         let period = slept + worked;
         let used = worked / (period * self.procs);
-        match self.controller.next(used, CPU_FRACTION, period) {
+        match self.controller.next(used, self.setpoint, period) {
             Some(ratio) => self.sleep_ratio = ratio,
             None => {
-                self.sleep_ratio = START_SLEEP_RATIO;
+                self.sleep_ratio = self.start_ratio;
                 self.cooldown = COOLDOWN_NS;
             }
         }
