@@ -477,15 +477,51 @@ pub fn replay_bench(files: &[String]) -> Res {
     Ok(())
 }
 
-/// Our replay bench and the Go oracle's on the same files, one table.
+/// The background scavenger's return-time benchmark on the real OS
+/// (`crates/workload/src/bin/scavenger-return.rs`), release build.
+pub fn scavenger_bench(args: &[String]) -> Res {
+    run(
+        "scavenger-return benchmark",
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "pageheap-workload",
+                "--bin",
+                "scavenger-return",
+                "--",
+            ])
+            .args(args),
+    )
+}
+
+/// Our replay bench and the Go oracle's on the same files, one table per
+/// policy, each against its own Go: `compare-go` times `perf/` against Go
+/// 1.19 and `perf-go127/` against Go 1.27.3; `compare-go go119|go127
+/// [GLOB]` one policy (on GLOB if given).
 pub fn compare_go(args: &[String]) -> Res {
     if cfg!(debug_assertions) {
         return reinvoke_release("compare-go", args);
     }
-    let glob = match args.first() {
-        Some(g) => g.clone(),
-        None => format!("{}/perf/*.trace", trace_dir().display()),
+    let (policies, glob): (Vec<&str>, Option<&String>) = match args.first().map(String::as_str) {
+        Some(p @ ("go119" | "go127")) => (vec![p], args.get(1)),
+        Some(_) => (vec!["go119"], args.first()),
+        None => (vec!["go119", "go127"], None),
     };
+    for policy in policies {
+        let dir = if policy == "go127" { "perf-go127" } else { "perf" };
+        let glob = glob
+            .cloned()
+            .unwrap_or_else(|| format!("{}/{dir}/*.trace", trace_dir().display()));
+        compare_go_policy(policy, &glob)?;
+    }
+    Ok(())
+}
+
+/// [`compare_go`] for one policy and glob.
+fn compare_go_policy(policy: &str, glob: &str) -> Res {
     let script = root().join("../shared/oracle/run.sh");
     if !script.exists() {
         return Err(format!(
@@ -495,7 +531,7 @@ pub fn compare_go(args: &[String]) -> Res {
     }
     let out = Command::new("bash")
         .arg(&script)
-        .args(["bench", &glob])
+        .args([policy, "bench", glob])
         .output()
         .map_err(|e| format!("running the Go oracle: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -524,13 +560,16 @@ pub fn compare_go(args: &[String]) -> Res {
     if go.is_empty() {
         return Err(format!("no Go results parsed from:\n{text}"));
     }
-    let dir = Path::new(&glob)
+    let dir = Path::new(glob)
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
     println!(
         "{:<28} {:>12} {:>12} {:>8}",
-        "trace", "ours ns/op", "go ns/op", "ours/go"
+        format!("trace ({policy})"),
+        "ours ns/op",
+        "go ns/op",
+        "ours/go"
     );
     let mut worst: f64 = 0.0;
     for (name, go_ns) in &go {
@@ -540,7 +579,10 @@ pub fn compare_go(args: &[String]) -> Res {
         worst = worst.max(ratio);
         println!("{name:<28} {ours:>12.1} {go_ns:>12.1} {ratio:>8.3}");
     }
-    println!("compare-go: {} traces, worst ratio {worst:.3}", go.len());
+    println!(
+        "compare-go {policy}: {} traces, worst ratio {worst:.3}",
+        go.len()
+    );
     Ok(())
 }
 

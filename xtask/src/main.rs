@@ -15,14 +15,19 @@ commands:
   ci                          the whole gate: fmt, clippy, tests, docs, benches and
                               fuzz targets compiled, fuzz regressions replayed,
                               examples run, cross-target checks, MSRV, conformance
-  conformance [FILE...]       replay the project's conformance traces (plus FILEs)
+  conformance [FILE...]       replay the project's conformance traces of both policies
+                              (go119, go127; plus FILEs, policy from their policy line)
   replay-bench FILE...        time trace replays (release build): FILE NS_PER_OP
-  compare-go [GLOB]           replay-bench and the Go oracle on the same files, with ratios
+  compare-go [POLICY] [GLOB]  replay-bench and the Go oracle on the same files, with ratios:
+                              perf/ against Go 1.19 and perf-go127/ against Go 1.27.3, or
+                              one POLICY (go119, go127), on GLOB if given
+  scavenger-bench [ARGS]      time to return memory after a 90% drop and the scavenger's
+                              CPU, per policy (release build; see crates/workload)
   miri                        the Miri-capable tests under Miri (nightly)
   fuzz TARGET [--seconds N]   run one fuzz target (nightly + cargo-fuzz)
   fuzz --smoke                run every fuzz target for 60 s
-  package                     package the published crates, verified; their doctests
-                              and examples built and run from the packages
+  package                     package the published crates, verified; their unit,
+                              integration and doc tests and examples run from the packages
   msrv                        check the workspace with the declared rust-version
   fuzz-regressions            replay fuzz/regressions/TARGET/* through the built targets
   cross                       `cargo check -p pageheap-arena` for the cross targets, and
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         "conformance" => cmd::conformance(rest),
         "replay-bench" => cmd::replay_bench(rest),
         "compare-go" => cmd::compare_go(rest),
+        "scavenger-bench" => cmd::scavenger_bench(rest),
         "miri" => cmd::miri(),
         "fuzz" => cmd::fuzz(rest),
         "cross" => cmd::cross(),

@@ -164,7 +164,7 @@ pub struct Heap<O: Os + 'static = SystemOs> {
 /// The size of the background scavenger's work unit (Go's
 /// `scavengeQuantum`).
 #[cfg(feature = "std")]
-pub(crate) const SCAVENGE_QUANTUM: usize = 64 << 10;
+pub(crate) const SCAVENGE_QUANTUM: usize = 256 << 10;
 
 /// Source of heap ids; 0 marks an unused cache slot.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
