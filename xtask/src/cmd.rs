@@ -511,7 +511,11 @@ pub fn compare_go(args: &[String]) -> Res {
         None => (vec!["go119", "go127"], None),
     };
     for policy in policies {
-        let dir = if policy == "go127" { "perf-go127" } else { "perf" };
+        let dir = if policy == "go127" {
+            "perf-go127"
+        } else {
+            "perf"
+        };
         let glob = glob
             .cloned()
             .unwrap_or_else(|| format!("{}/{dir}/*.trace", trace_dir().display()));

@@ -36,6 +36,15 @@ pub enum Error {
         /// The pages requested.
         n_pages: usize,
     },
+    /// A span another heap handed out (a heap that may be gone, whose
+    /// addresses this heap may now use).
+    #[error("span at {base:#x} of {n_pages} pages was handed out by another heap")]
+    ForeignSpan {
+        /// The span's address.
+        base: usize,
+        /// Its pages.
+        n_pages: usize,
+    },
     /// A configuration value the heap cannot work with.
     #[error("invalid configuration: {0}")]
     Config(&'static str),

@@ -71,6 +71,53 @@ thread_local! {
     /// must not re-enter the heap. `const` and without a destructor, so
     /// reading it never allocates or fails.
     static IN_HEAP: Cell<Inside> = const { Cell::new(Inside::No) };
+    /// The id of the heap whose lock this thread holds (0: none), so that
+    /// re-entering it is caught instead of deadlocking.
+    static HELD: Cell<u64> = const { Cell::new(0) };
+    /// Large blocks the fallback served while this thread held the global
+    /// heap's lock (from a `Heap::with_page_alloc` closure), so that their
+    /// deallocation under the same lock goes back to the fallback.
+    static UNDER_LOCK: [Cell<usize>; UNDER_LOCK_SLOTS] =
+        const { [const { Cell::new(0) }; UNDER_LOCK_SLOTS] };
+}
+
+/// How many large fallback blocks one `with_page_alloc` closure of the
+/// global heap may hold at once.
+const UNDER_LOCK_SLOTS: usize = 16;
+
+/// The id of the heap whose lock this thread holds, 0 for none.
+pub(crate) fn held() -> u64 {
+    HELD.with(Cell::get)
+}
+
+/// Records that this thread now holds heap `id`'s lock (0: released);
+/// returns the previous record.
+pub(crate) fn set_held(id: u64) -> u64 {
+    HELD.with(|h| h.replace(id))
+}
+
+/// Remembers a fallback block served under the heap lock; `false` if every
+/// slot is taken.
+fn remember_under_lock(addr: usize) -> bool {
+    UNDER_LOCK.with(|slots| {
+        slots
+            .iter()
+            .find(|s| s.get() == 0)
+            .map(|s| s.set(addr))
+            .is_some()
+    })
+}
+
+/// Forgets a fallback block served under the heap lock; `false` if it was
+/// not one.
+fn forget_under_lock(addr: usize) -> bool {
+    UNDER_LOCK.with(|slots| {
+        slots
+            .iter()
+            .find(|s| s.get() == addr)
+            .map(|s| s.set(0))
+            .is_some()
+    })
 }
 
 /// Marks this thread as inside a heap (unless it is creating one); returns
@@ -211,6 +258,22 @@ impl GlobalHeap {
     /// fallback", `Some(null)` means out of memory.
     fn alloc_large(&self, layout: Layout) -> Option<(*mut u8, bool)> {
         let heap = self.get_or_init()?;
+        if held() == heap.id() {
+            // A `with_page_alloc` closure allocating: the heap is locked by
+            // this very thread. The fallback serves it, and the block is
+            // remembered so that freeing it under the lock goes there too.
+            self.reentrant.fetch_add(1, Ordering::Relaxed);
+            // SAFETY:
+            // - `layout` has a non-zero size (it is large).
+            let p = unsafe { System.alloc(layout) };
+            if p.is_null() || remember_under_lock(p.addr()) {
+                return Some((p, true));
+            }
+            // SAFETY:
+            // - `p` was allocated just above with `layout`.
+            unsafe { System.dealloc(p, layout) };
+            return Some((core::ptr::null_mut(), true));
+        }
         let n_pages = layout.size().div_ceil(PAGE_BYTES);
         let prev = enter();
         let r = heap.alloc_aligned(n_pages, layout.align());
@@ -237,6 +300,16 @@ impl GlobalHeap {
         let Some(heap) = self.heap() else {
             return false;
         };
+        if held() == heap.id() {
+            // Freed inside a `with_page_alloc` closure: a block the
+            // fallback served under the lock goes back there; a heap block
+            // cannot be freed while this thread holds the heap lock, and
+            // there is no way to report an error from `dealloc`.
+            if forget_under_lock(ptr.addr()) {
+                return false;
+            }
+            std::process::abort();
+        }
         let n_pages = layout.size().div_ceil(PAGE_BYTES);
         let prev = enter();
         // SAFETY:

@@ -58,6 +58,9 @@ pub struct Span {
     base: usize,
     n_pages: usize,
     needs_zero: bool,
+    /// The id of the heap that handed the span out; 0 for a span rebuilt
+    /// from raw parts (whose origin the caller vouches for).
+    heap: u64,
 }
 
 impl Span {
@@ -85,6 +88,7 @@ impl Span {
             base,
             n_pages,
             needs_zero: true,
+            heap: 0,
         }
     }
 
@@ -322,6 +326,11 @@ impl<O: Os + 'static> Heap<O> {
         Ok(heap)
     }
 
+    /// The heap's id, unique in the process.
+    pub(crate) fn id(&self) -> u64 {
+        self.shared.id
+    }
+
     /// The configuration the heap was created with.
     pub fn config(&self) -> &Config {
         &self.shared.config
@@ -369,10 +378,17 @@ impl<O: Os + 'static> Heap<O> {
     /// Frees a span.
     ///
     /// # Errors
+    /// [`Error::ForeignSpan`] if another heap handed the span out;
     /// [`Error::NotAllocated`] if the span overlaps free pages of this
     /// thread's cache; [`Error::PageAlloc`] if any of its pages is not
     /// allocated or not in the heap. The heap is unchanged on error.
     pub fn free(&self, span: Span) -> Result<(), Error> {
+        if span.heap != 0 && span.heap != self.shared.id {
+            return Err(Error::ForeignSpan {
+                base: span.base,
+                n_pages: span.n_pages,
+            });
+        }
         let (base, n_pages) = span.into_raw_parts();
         check_size(n_pages, PAGE_BYTES)?;
         let end = n_pages
@@ -479,6 +495,14 @@ impl<O: Os + 'static> Heap<O> {
     /// Runs `f` on the page allocator under the heap lock, e.g. to check its
     /// invariants. Pages in thread caches are allocated as far as the page
     /// allocator knows.
+    ///
+    /// # Panics
+    /// If `f` calls into this heap (allocating, freeing, `stats`, ...): the
+    /// heap is locked, and the call panics instead of deadlocking. Under
+    /// [`GlobalHeap`](crate::GlobalHeap), `f` may allocate (the fallback
+    /// serves it) and free what it allocated, but freeing a block the
+    /// heap itself served aborts the process (a global allocator cannot
+    /// report an error).
     pub fn with_page_alloc<R>(&self, f: impl FnOnce(&HeapPageAlloc<O>) -> R) -> R {
         let inner = self.shared.lock();
         // `f` is the caller's code, not the heap's: it runs unmarked, so
@@ -630,10 +654,22 @@ impl<O: Os + 'static> Shared<O> {
     /// While the guard lives the thread counts as inside the heap (see
     /// [`GlobalHeap`](crate::GlobalHeap)): anything it allocates meanwhile
     /// is a re-entrant allocation.
+    ///
+    /// # Panics
+    /// If this thread already holds the lock: code running under it (a
+    /// [`Heap::with_page_alloc`] closure, a [`Config::on_grow`] callback)
+    /// called back into the heap, which would otherwise deadlock.
     pub(crate) fn lock(&self) -> Locked<'_, O> {
+        assert!(
+            crate::global::held() != self.id,
+            "pageheap: re-entered heap {} from code running under its own lock \
+             (a `with_page_alloc` closure or an `on_grow` callback called into the heap)",
+            self.id
+        );
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut inner = Locked {
             prev: crate::global::enter(),
+            prev_held: crate::global::set_held(self.id),
             guard: inner,
         };
         if !inner.quarantine.is_empty() {
@@ -681,6 +717,7 @@ impl<O: Os + 'static> Shared<O> {
             base,
             n_pages,
             needs_zero: !(a.scavenged == bytes && self.zeroed_after_release),
+            heap: self.id,
         })
     }
 
@@ -701,6 +738,7 @@ impl<O: Os + 'static> Shared<O> {
             base: a.base,
             n_pages,
             needs_zero: !(a.scavenged == bytes && self.zeroed_after_release),
+            heap: self.id,
         })
     }
 
@@ -790,6 +828,8 @@ pub(crate) struct Locked<'a, O: Os + 'static> {
     guard: MutexGuard<'a, Inner<O>>,
     /// The thread's mark before the lock was taken, restored on drop.
     prev: crate::global::Inside,
+    /// The heap lock this thread held before (another heap's, or none).
+    prev_held: u64,
 }
 
 impl<O: Os + 'static> Deref for Locked<'_, O> {
@@ -808,6 +848,7 @@ impl<O: Os + 'static> DerefMut for Locked<'_, O> {
 
 impl<O: Os + 'static> Drop for Locked<'_, O> {
     fn drop(&mut self) {
+        crate::global::set_held(self.prev_held);
         crate::global::leave(self.prev);
     }
 }

@@ -1,11 +1,13 @@
 //! Integration tests of the public API that need nothing unpublished:
-//! resident memory on the real OS and the `Allocator` impl over the
+//! resident memory on the real OS, misuse that must fail cleanly (foreign
+//! spans, re-entry under the heap lock) and the `Allocator` impl over the
 //! simulated OS (feature `sim` of `pageheap-arena`, a dev-dependency). The
 //! API, fault-injection and stress tests use the invariant checker of the
 //! unpublished test kit and live in `crates/testkit/tests/heap`.
 
 #[cfg(feature = "allocator-api2")]
 mod allocator_api;
+mod reentry;
 mod rss;
 
 use std::sync::RwLock;

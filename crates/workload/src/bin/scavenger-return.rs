@@ -139,7 +139,10 @@ fn main() {
             }
         };
         let excess = results.iter().map(|r| r.excess).min().unwrap_or(0);
-        let least = results.iter().map(|r| r.share).fold(f64::INFINITY, f64::min);
+        let least = results
+            .iter()
+            .map(|r| r.share)
+            .fold(f64::INFINITY, f64::min);
         println!(
             "{:<8} {:>5} {:>10} {:>10} {:>11.3} {:>11.3} {:>5} MiB {:>9.1}%",
             format!("{policy:?}").to_lowercase(),
