@@ -89,6 +89,13 @@ pub enum Error {
         /// The number of pages.
         count: usize,
     },
+    /// A run given to [`PageAlloc::reattach`](crate::PageAlloc::reattach)
+    /// that this allocator did not detach.
+    #[error("run at {base:#x} is not this allocator's detached run")]
+    BadDetached {
+        /// The run's address.
+        base: usize,
+    },
     /// [`PageAlloc::pad`](crate::PageAlloc::pad) was called before.
     #[error("the heap was padded already")]
     AlreadyPadded,

@@ -130,7 +130,7 @@ pub use inspect::Inspect;
 pub use pageheap_arena::{BufferOs, Os, ReleaseMode, SystemOs};
 pub use pageheap_ranges::AddrRange;
 pub use scavenge::go127::{Cursor, IndexEntry, IndexState};
-pub use scavenge::ScavengePolicy;
+pub use scavenge::{Detached, ScavengePolicy};
 pub use stats::Stats;
 pub use summary::*;
 
@@ -246,6 +246,9 @@ pub struct PageAlloc<G: Geometry, O: Os> {
     /// The pages [`PageAlloc::pad`] marked allocated and scavenged, as
     /// `(offset, pages)`: the only allocated pages that may be scavenged.
     pad: Option<(usize, usize)>,
+    /// The run [`PageAlloc::detach_for_release`] has out, as `(offset,
+    /// pages)`.
+    detached: Option<(usize, usize)>,
     /// The scavenger's minimum run and alignment, in pages.
     scav_min_pages: usize,
     /// Pages in a huge page, or 0 when the huge-page rule is off.
@@ -329,6 +332,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             policy: config.policy,
             g127: Default::default(),
             pad: None,
+            detached: None,
             scav_min_pages,
             scav_huge_pages,
             tree,

@@ -66,7 +66,7 @@ pub struct Config {
     /// to do and the current generation has none for it.
     pub gc_cycles: bool,
     /// The share of one CPU the background scavenger aims to use while it
-    /// has work, in `(0, 1]`; default 0.04 (4% of one CPU).
+    /// has work, in `(0, 1]`; default 0.05 (5% of one CPU).
     pub scavenger_cpu: f64,
     /// The longest the background scavenger sleeps between bursts of work
     /// while it has work; default 50 ms. It bounds how late it reacts
@@ -81,7 +81,7 @@ impl Config {
     /// The defaults: `DontNeed` release, system arena size, thread caches
     /// on, background scavenger on, 10% but at most 4 MiB retained over the
     /// in-use pages, no memory limit, the go127 scavenge index with
-    /// generations the scavenger ends itself, 4% of one CPU for the
+    /// generations the scavenger ends itself, 5% of one CPU for the
     /// scavenger and sleeps of at most 50 ms.
     pub const DEFAULT: Config = Config {
         release_mode: ReleaseMode::DontNeed,
@@ -94,7 +94,7 @@ impl Config {
         on_grow: None,
         scavenge_policy: ScavengePolicy::Go127,
         gc_cycles: false,
-        scavenger_cpu: 0.04,
+        scavenger_cpu: 0.05,
         scavenger_max_sleep: Duration::from_millis(50),
         scavenger_idle_poll: Duration::from_millis(100),
     };

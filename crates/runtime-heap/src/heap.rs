@@ -165,10 +165,13 @@ pub struct Heap<O: Os + 'static = SystemOs> {
     scavenger: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// The size of the background scavenger's work unit (Go's
-/// `scavengeQuantum`).
+/// The most the background scavenger releases in one work unit (Go's
+/// `scavengeQuantum` is 64 KiB). The release runs outside the heap lock,
+/// so a larger unit costs no lock time; it amortizes the two lock round
+/// trips and the system call of each unit (a 64 KiB unit spent about a
+/// quarter more CPU per byte returned on the development machine).
 #[cfg(feature = "std")]
-pub(crate) const SCAVENGE_QUANTUM: usize = 256 << 10;
+pub(crate) const SCAVENGE_QUANTUM: usize = 512 << 10;
 
 /// Source of heap ids; 0 marks an unused cache slot.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

@@ -73,7 +73,8 @@
 //! global-allocator adapter (`unsafe impl GlobalAlloc`), the heap's promise
 //! to the page allocator that free pages may be released
 //! ([`pageheap_alloc::OsRelease`]), the destructive OS calls of growth and
-//! drop, and [`Span::from_raw_parts`], which is `unsafe` for callers. The
+//! drop and the background scavenger's release of a detached run outside
+//! the lock, and [`Span::from_raw_parts`], which is `unsafe` for callers. The
 //! heap never hands out its OS object. The page allocator and the
 //! lock-free cache path share it through an `Arc`, which `pageheap-arena`
 //! implements `Os` for.

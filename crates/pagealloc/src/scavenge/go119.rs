@@ -11,22 +11,20 @@
 use pageheap_arena::Os;
 
 use crate::geometry::Geometry;
-use crate::{Error, PageAlloc};
+use crate::PageAlloc;
 
 impl<G: Geometry, O: Os> PageAlloc<G, O> {
-    /// The go119 scavenge loop; see the module documentation.
-    pub(super) fn scavenge_go119(&mut self, bytes: usize) -> Result<usize, Error> {
-        let mut released = 0;
-        while released < bytes {
-            let Some(ci) = self.chunks.highest_marked(self.start) else {
-                break;
-            };
-            match self.release_in(ci, G::CHUNK_PAGES - 1, bytes - released)? {
-                Some(n) => released += n,
+    /// The next run a go119 scavenge releases, at most `max_bytes` as
+    /// [`PageAlloc::candidate_in`] rounds it: the highest marked chunk's
+    /// top candidate; chunks with none lose their mark on the way.
+    pub(super) fn next_run_go119(&mut self, max_bytes: usize) -> Option<(usize, usize)> {
+        loop {
+            let ci = self.chunks.highest_marked(self.start)?;
+            match self.candidate_in(ci, G::CHUNK_PAGES - 1, max_bytes) {
+                Some(run) => return Some(run),
                 None => self.chunks.unmark(ci),
             }
         }
-        Ok(released)
     }
 
     /// A seeded chunk is marked when it holds a free, unscavenged page.

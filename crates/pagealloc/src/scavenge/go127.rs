@@ -35,7 +35,7 @@
 use pageheap_arena::Os;
 
 use crate::geometry::Geometry;
-use crate::{max_off, to_addr, to_off, Error, PageAlloc};
+use crate::{max_off, to_addr, to_off, PageAlloc};
 
 /// The global state of the go127 index (offsets, not addresses).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -218,19 +218,21 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         }
     }
 
-    /// The go127 scavenge loop, forced or not.
-    pub(super) fn scavenge_go127(&mut self, bytes: usize, forced: bool) -> Result<usize, Error> {
-        let mut released = 0;
-        while released < bytes {
-            let Some((ci, idx)) = self.find_go127(forced) else {
-                break;
-            };
-            match self.release_in(ci, idx, bytes - released)? {
-                Some(n) => released += n,
+    /// The next run a go127 scavenge (forced or not) releases, at most
+    /// `max_bytes` as [`PageAlloc::candidate_in`] rounds it: chunks whose
+    /// look finds nothing lose their flag on the way.
+    pub(super) fn next_run_go127(
+        &mut self,
+        forced: bool,
+        max_bytes: usize,
+    ) -> Option<(usize, usize)> {
+        loop {
+            let (ci, idx) = self.find_go127(forced)?;
+            match self.candidate_in(ci, idx, max_bytes) {
+                Some(run) => return Some(run),
                 None => self.chunks.unmark(ci),
             }
         }
-        Ok(released)
     }
 
     /// The go127 index's global state; `None` under another policy.

@@ -1,11 +1,14 @@
 //! Scavenging: releasing free, unscavenged pages to the OS, and the index
 //! that says where to look.
 //!
-//! The work is shared by every policy: [`PageAlloc::release_in`] finds a
-//! chunk's candidate run below a search page (see
+//! The work is shared by every policy: one loop takes the policy's next
+//! run and releases it; `candidate_in` finds a chunk's candidate run below
+//! a search page (see
 //! [`ChunkData::find_scavenge_candidate`](crate::ChunkData::find_scavenge_candidate)),
-//! releases it through the OS when the allocator may, and marks it
-//! scavenged. What differs is the *index*: which chunks are worth a look,
+//! and `release_run` releases it through the OS when the allocator may and
+//! marks it scavenged. [`PageAlloc::detach_for_release`] and
+//! [`PageAlloc::reattach`] split that last step for callers that release
+//! memory outside their lock. What differs is the *index*: which chunks are worth a look,
 //! in what order, and what allocation, free, the page cache and the GC's
 //! generations record. Each policy is one file here:
 //!
@@ -25,7 +28,29 @@ pub mod go127;
 use pageheap_arena::Os;
 
 use crate::geometry::Geometry;
-use crate::{to_addr, Error, HeapRelease, PageAlloc};
+use crate::{to_addr, to_off, Error, HeapRelease, PageAlloc};
+
+/// A run of free pages taken out of the heap by
+/// [`PageAlloc::detach_for_release`] while its memory is released; give it
+/// back with [`PageAlloc::reattach`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a detached run stays allocated until it is reattached"]
+pub struct Detached {
+    base: usize,
+    n_pages: usize,
+}
+
+impl Detached {
+    /// The run's first byte.
+    pub fn base(&self) -> usize {
+        self.base
+    }
+
+    /// The run's length in pages.
+    pub fn n_pages(&self) -> usize {
+        self.n_pages
+    }
+}
 
 /// Which scavenge index an allocator keeps; see the [module
 /// documentation](self) and `TRACE-FORMAT.md` for the exact rules.
@@ -70,10 +95,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// (under go127 its chunk stays flagged, so a later scavenge retries
     /// it).
     pub fn scavenge(&mut self, bytes: usize) -> Result<usize, Error> {
-        match self.policy {
-            ScavengePolicy::Go119 => self.scavenge_go119(bytes),
-            ScavengePolicy::Go127 => self.scavenge_go127(bytes, true),
-        }
+        self.scavenge_kind(bytes, true)
     }
 
     /// An **unforced** scavenge, as a background scavenger makes: like
@@ -86,9 +108,29 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     ///
     /// As [`PageAlloc::scavenge`].
     pub fn scavenge_unforced(&mut self, bytes: usize) -> Result<usize, Error> {
+        self.scavenge_kind(bytes, false)
+    }
+
+    /// The scavenge loop shared by every policy: take the policy's next
+    /// run, release it, until `bytes` are released or there is none.
+    fn scavenge_kind(&mut self, bytes: usize, forced: bool) -> Result<usize, Error> {
+        let mut released = 0;
+        while released < bytes {
+            let Some((off, n)) = self.next_run(forced, bytes - released) else {
+                break;
+            };
+            self.release_run(off, n)?;
+            released += n << G::PAGE_SHIFT;
+        }
+        Ok(released)
+    }
+
+    /// The policy's next run to release, as `(offset, pages)`.
+    #[inline]
+    fn next_run(&mut self, forced: bool, max_bytes: usize) -> Option<(usize, usize)> {
         match self.policy {
-            ScavengePolicy::Go119 => self.scavenge_go119(bytes),
-            ScavengePolicy::Go127 => self.scavenge_go127(bytes, false),
+            ScavengePolicy::Go119 => self.next_run_go119(max_bytes),
+            ScavengePolicy::Go127 => self.next_run_go127(forced, max_bytes),
         }
     }
 
@@ -104,32 +146,106 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         }
     }
 
-    /// Releases the candidate run of chunk `ci` at or below the 64-page
-    /// word holding page `search_idx`, at most `max_bytes` (rounded up to
-    /// whole physical pages, grown to a whole huge page where the run
-    /// covers one). Returns `None`, changing nothing, when the chunk has no
-    /// free, unscavenged page there. Go calls this `scavengeOne`.
-    pub(crate) fn release_in(
-        &mut self,
+    /// Takes the next run a scavenge would release (at most `max_bytes`,
+    /// rounded as [`PageAlloc::scavenge`] rounds) out of the heap, so that
+    /// the caller can release its memory without holding whatever lock
+    /// guards the allocator: the run's pages are marked allocated until
+    /// [`PageAlloc::reattach`] gives them back, scavenged or not, and the
+    /// scavenge index sees neither step (as Go's scavenger does it).
+    /// `forced` picks the forced or the unforced kind. `None` if there is
+    /// nothing to release, or a run is detached already.
+    ///
+    /// The pages' old contents are the caller's to discard: releasing them
+    /// (for example with [`Os::unused`]) is safe as far as this allocator
+    /// is concerned, since no allocation holds them.
+    pub fn detach_for_release(&mut self, max_bytes: usize, forced: bool) -> Option<Detached> {
+        if self.detached.is_some() {
+            return None;
+        }
+        let (off, n) = self.next_run(forced, max_bytes)?;
+        for (ci, i, k) in crate::ops::pieces::<G>(off, n) {
+            self.chunks.get_mut(ci).alloc_range(i, k);
+        }
+        self.update(off, n, true, true);
+        self.counters.pages_in_use += n;
+        self.detached = Some((off, n));
+        Some(Detached {
+            base: to_addr::<G>(off),
+            n_pages: n,
+        })
+    }
+
+    /// Gives back a run [`PageAlloc::detach_for_release`] took: free again,
+    /// and scavenged if `released` (the caller gave its memory back to the
+    /// OS), as it was otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadDetached`] if `run` is not the run this allocator has
+    /// detached; nothing changes.
+    pub fn reattach(&mut self, run: Detached, released: bool) -> Result<(), Error> {
+        let off = to_off::<G>(run.base);
+        if self.detached != Some((off, run.n_pages)) {
+            return Err(Error::BadDetached { base: run.base });
+        }
+        self.detached = None;
+        let n = run.n_pages;
+        for (ci, i, k) in crate::ops::pieces::<G>(off, n) {
+            let c = self.chunks.get_mut(ci);
+            c.free(i, k);
+            if released {
+                c.scav.set_range(i, k);
+            }
+        }
+        if off < self.search {
+            self.search = off;
+        }
+        self.update(off, n, true, false);
+        self.counters.pages_in_use -= n;
+        if released {
+            self.counters.pages_scavenged += n;
+        }
+        Ok(())
+    }
+
+    /// The run [`PageAlloc::detach_for_release`] has out, as `(address,
+    /// pages)`: allocated in the bitmaps but counted free by the index.
+    pub fn detached(&self) -> Option<(usize, usize)> {
+        self.detached.map(|(off, n)| (to_addr::<G>(off), n))
+    }
+
+    /// The candidate run of chunk `ci` at or below the 64-page word holding
+    /// page `search_idx`, at most `max_bytes` (rounded up to whole physical
+    /// pages, grown to a whole huge page where the run covers one), as
+    /// `(offset, pages)`; `None` when the chunk has no free, unscavenged
+    /// page there.
+    pub(crate) fn candidate_in(
+        &self,
         ci: usize,
         search_idx: usize,
         max_bytes: usize,
-    ) -> Result<Option<usize>, Error> {
+    ) -> Option<(usize, usize)> {
         let min = self.scav_min_pages;
         let max_pages = max_bytes.div_ceil(G::PAGE_BYTES);
         let leaf = G::SUMMARY_LEVELS - 1;
         // The leaf summary is a cheap filter: no run of `min` free pages at
         // all means no candidate.
         if self.sum(leaf, ci).max::<G>() < min {
-            return Ok(None);
+            return None;
         }
-        let c = self.chunks.get(ci);
-        let Some((start, n)) =
-            c.find_scavenge_candidate(search_idx, min, max_pages, self.scav_huge_pages)
-        else {
-            return Ok(None);
-        };
-        let off = (ci << G::LOG_CHUNK_BYTES) + (start << G::PAGE_SHIFT);
+        let (start, n) = self.chunks.get(ci).find_scavenge_candidate(
+            search_idx,
+            min,
+            max_pages,
+            self.scav_huge_pages,
+        )?;
+        Some(((ci << G::LOG_CHUNK_BYTES) + (start << G::PAGE_SHIFT), n))
+    }
+
+    /// Releases the free, unscavenged run `[off, off + n pages)` of one
+    /// chunk through the OS when the allocator may, and marks it
+    /// scavenged. Go calls this `scavengeOne`.
+    fn release_run(&mut self, off: usize, n: usize) -> Result<(), Error> {
         let len = n << G::PAGE_SHIFT;
         if let HeapRelease::Os(release) = self.heap_release {
             // SAFETY:
@@ -146,9 +262,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         // ends up as it started, and the run is free, so it already lies at
         // or above the search address.
         debug_assert!(off >= self.search, "free run below the search address");
-        self.chunks.get_mut(ci).scav.set_range(start, n);
+        let ci = off >> G::LOG_CHUNK_BYTES;
+        let i = (off >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
+        self.chunks.get_mut(ci).scav.set_range(i, n);
         self.counters.pages_scavenged += n;
-        Ok(Some(len))
+        Ok(())
     }
 
     /// Index hook: `n` pages of chunk `ci` were allocated (by an

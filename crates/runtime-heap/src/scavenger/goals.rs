@@ -47,7 +47,7 @@ impl<O: Os + 'static> Shared<O> {
     }
 
     /// One background work unit: if there is work, an unforced scavenge
-    /// of one quantum. Returns the bytes released, or `None` if there was
+    /// of one run of at most a quantum, released outside the heap lock. Returns the bytes released, or `None` if there was
     /// no work.
     ///
     /// Under go127 an unforced scavenge sees memory freed in a generation
@@ -63,13 +63,34 @@ impl<O: Os + 'static> Shared<O> {
         if !self.bg_has_work(&stats) {
             return None;
         }
-        // An OS refusal counts as "nothing released"; the next round retries.
-        let mut n = inner.pa.scavenge_unforced(SCAVENGE_QUANTUM).unwrap_or(0);
-        if n == 0 && !self.config.gc_cycles && inner.pa.index_state().is_some() {
+        let mut run = inner.pa.detach_for_release(SCAVENGE_QUANTUM, false);
+        if run.is_none() && !self.config.gc_cycles && inner.pa.index_state().is_some() {
             inner.pa.next_gen();
-            n = inner.pa.scavenge_unforced(SCAVENGE_QUANTUM).unwrap_or(0);
+            run = inner.pa.detach_for_release(SCAVENGE_QUANTUM, false);
         }
         drop(inner);
+        let Some(run) = run else {
+            return Some(0);
+        };
+        // The OS call runs without the heap lock, as Go's scavenger does:
+        // the run stays allocated in the page allocator meanwhile, so no
+        // allocation can take it.
+        let len = run.n_pages() * PAGE_BYTES;
+        // SAFETY:
+        // - The run lies in one chunk of an arena this heap reserved from
+        //   `self.os` and grew into its page allocator (the heap grows by
+        //   nothing else), and the page allocator holds it allocated until
+        //   `reattach` below, so no span, cache or other scavenge uses its
+        //   memory: nothing relies on its contents.
+        #[allow(unsafe_code)]
+        let ok = unsafe { self.os.unused(run.base(), len, self.config.release_mode) }.is_ok();
+        let mut inner = self.lock();
+        // Cannot fail: `run` is the one this allocator detached.
+        let r = inner.pa.reattach(run, ok);
+        drop(inner);
+        debug_assert!(r.is_ok(), "reattaching the detached run failed: {r:?}");
+        // An OS refusal counts as "nothing released"; the next round retries.
+        let n = if ok { len } else { 0 };
         self.counters
             .released_background
             .fetch_add(n, Ordering::Relaxed);

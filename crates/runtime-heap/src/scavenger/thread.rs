@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use pageheap_arena::Os;
 
 use super::pacing::{Pacer, MIN_WORK_NS};
-use crate::heap::{Shared, PAGE_BYTES, SCAVENGE_QUANTUM};
+use crate::heap::{Shared, PAGE_BYTES};
 
 /// Work time to assume per physical page when the clock reads zero (Go's
 /// `approxWorkedNSPerPhysicalPage`), in ns.
@@ -162,7 +162,9 @@ fn work<O: Os + 'static>(shared: &Shared<O>) -> (usize, f64) {
             (n / phys) as f64 * APPROX_NS_PER_PHYS_PAGE
         };
         released += n;
-        if n < SCAVENGE_QUANTUM {
+        // Each unit is one run of at most a quantum; nothing released
+        // means nothing is left to release for now.
+        if n == 0 {
             break;
         }
     }

@@ -10,9 +10,9 @@ mod allocator_api;
 mod reentry;
 mod rss;
 
-use std::sync::RwLock;
 #[cfg(feature = "allocator-api2")]
-use std::sync::{Arc, RwLockReadGuard};
+use std::sync::Arc;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use pageheap::Config;
 #[cfg(feature = "allocator-api2")]
@@ -24,7 +24,6 @@ use pageheap_arena::sim::SimOs;
 /// test takes it for reading, so nothing else allocates meanwhile.
 pub static MEMORY: RwLock<()> = RwLock::new(());
 
-#[cfg(feature = "allocator-api2")]
 /// Shared access for tests that do not measure resident memory.
 pub fn shared_memory() -> RwLockReadGuard<'static, ()> {
     MEMORY.read().unwrap_or_else(|e| e.into_inner())

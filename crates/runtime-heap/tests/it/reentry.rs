@@ -8,12 +8,13 @@ use std::time::Duration;
 use pageheap::{Error, Heap};
 use pageheap_arena::sim::SimOs;
 
-use crate::quiet;
+use crate::{quiet, shared_memory};
 
 /// A span outlives its heap; a new heap over the same OS reuses the
 /// addresses and must refuse it.
 #[test]
 fn a_span_of_a_dropped_heap_is_refused() {
+    let _g = shared_memory();
     let os = Arc::new(SimOs::new());
     let config = quiet().with_thread_cache(false).with_arena_bytes(4 << 20);
     let a = Heap::with_os(Arc::clone(&os), config).expect("heap a");
@@ -36,6 +37,7 @@ fn a_span_of_a_dropped_heap_is_refused() {
 /// instead of deadlocking.
 #[test]
 fn re_entering_the_heap_under_its_lock_panics() {
+    let _g = shared_memory();
     let heap = Arc::new(Heap::with_os(SimOs::new(), quiet()).expect("heap"));
     let (tx, rx) = mpsc::channel();
     let h = Arc::clone(&heap);
