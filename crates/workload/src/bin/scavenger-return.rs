@@ -69,7 +69,7 @@ fn one_run(policy: ScavengePolicy, bytes: usize) -> Run {
     let cpu0 = s0.scavenger_cpu_ns;
     let mut to_90 = None;
     while dropped.elapsed() < WINDOW {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(10));
         let s = heap.stats();
         if to_90.is_none() && (s.released_background - released0) * 10 >= excess * 9 {
             to_90 = Some(dropped.elapsed().as_secs_f64());
