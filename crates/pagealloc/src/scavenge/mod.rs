@@ -17,7 +17,7 @@
 //! - [`go127`]: per-chunk in-use counts with generations and a density
 //!   rule, and two cursors (Go's scavenge index since 1.21, as in 1.27).
 //!
-//! The hooks the allocator's hot paths call ([`PageAlloc::index_alloc`]
+//! The hooks the allocator's hot paths call (`PageAlloc::index_alloc`
 //! and the others) dispatch on [`ScavengePolicy`] with a `match`, so a
 //! policy costs nothing where it has nothing to do. A third policy is a new
 //! file, a new variant and one arm per hook.
