@@ -221,6 +221,7 @@ const PUBLISHED: &[&str] = &[
 /// integration tests are not built there: they use the unpublished test
 /// kit, which packaging strips; the workspace runs them.
 pub fn package() -> Res {
+    forget_packaged_sources()?;
     let mut cmd = cargo();
     cmd.args(["package", "--allow-dirty"]);
     for p in PUBLISHED {
@@ -289,6 +290,41 @@ pub fn package() -> Res {
         "package: {} crates packaged and verified; their unit, integration and doc tests pass and {ran} examples run from the packages",
         PUBLISHED.len()
     );
+    Ok(())
+}
+
+/// Deletes the sources cargo extracted from earlier runs' packages.
+///
+/// `cargo package` verifies each crate against the others' fresh packages
+/// through a temporary local registry, and cargo extracts registry crates
+/// into `$CARGO_HOME/registry/src/<registry>/<name>-<version>` once: a
+/// directory left by an earlier run with the same version is used as it
+/// is, so verification would build today's crate against yesterday's
+/// dependencies. Only local registries (directories named `-<hash>`) and
+/// this workspace's crates are touched.
+fn forget_packaged_sources() -> Res {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let src = home.join("registry/src");
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for reg in registries.flatten() {
+        if !reg.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for p in PUBLISHED {
+            let dir = reg
+                .path()
+                .join(format!("{p}-{}", env!("CARGO_PKG_VERSION")));
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("removing {}: {e}", dir.display()))?;
+            }
+        }
+    }
     Ok(())
 }
 
