@@ -14,17 +14,11 @@ use crate::geometry::Geometry;
 use crate::PageAlloc;
 
 impl<G: Geometry, O: Os> PageAlloc<G, O> {
-    /// The next run a go119 scavenge releases, at most `max_bytes` as
-    /// [`PageAlloc::candidate_in`] rounds it: the highest marked chunk's
-    /// top candidate; chunks with none lose their mark on the way.
-    pub(super) fn next_run_go119(&mut self, max_bytes: usize) -> Option<(usize, usize)> {
-        loop {
-            let ci = self.chunks.highest_marked(self.start)?;
-            match self.candidate_in(ci, G::CHUNK_PAGES - 1, max_bytes) {
-                Some(run) => return Some(run),
-                None => self.chunks.unmark(ci),
-            }
-        }
+    /// The chunk a go119 scavenge looks at next and the page it searches
+    /// from: the highest marked chunk, from its top.
+    pub(super) fn next_look_go119(&mut self) -> Option<(usize, usize)> {
+        let ci = self.chunks.highest_marked(self.start)?;
+        Some((ci, G::CHUNK_PAGES - 1))
     }
 
     /// A seeded chunk is marked when it holds a free, unscavenged page.

@@ -182,7 +182,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// The chunk to scavenge next and the page to search from, moving the
     /// cursor of the kind as the index's rules say; `None` if there is no
     /// eligible chunk.
-    fn find_go127(&mut self, forced: bool) -> Option<(usize, usize)> {
+    pub(super) fn find_go127(&mut self, forced: bool) -> Option<(usize, usize)> {
         let (page, marked) = if forced {
             self.g127.force
         } else {
@@ -214,23 +214,6 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                     *cursor = None;
                 }
                 None
-            }
-        }
-    }
-
-    /// The next run a go127 scavenge (forced or not) releases, at most
-    /// `max_bytes` as [`PageAlloc::candidate_in`] rounds it: chunks whose
-    /// look finds nothing lose their flag on the way.
-    pub(super) fn next_run_go127(
-        &mut self,
-        forced: bool,
-        max_bytes: usize,
-    ) -> Option<(usize, usize)> {
-        loop {
-            let (ci, idx) = self.find_go127(forced)?;
-            match self.candidate_in(ci, idx, max_bytes) {
-                Some(run) => return Some(run),
-                None => self.chunks.unmark(ci),
             }
         }
     }

@@ -125,12 +125,20 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         Ok(released)
     }
 
-    /// The policy's next run to release, as `(offset, pages)`.
-    #[inline]
+    /// The next run to release, as `(offset, pages)`, at most `max_bytes`
+    /// as [`PageAlloc::candidate_in`] rounds it: the policy names the chunk
+    /// to look at and the page to search from; a chunk whose look finds
+    /// nothing loses its flag, and the policy names the next.
     fn next_run(&mut self, forced: bool, max_bytes: usize) -> Option<(usize, usize)> {
-        match self.policy {
-            ScavengePolicy::Go119 => self.next_run_go119(max_bytes),
-            ScavengePolicy::Go127 => self.next_run_go127(forced, max_bytes),
+        loop {
+            let (ci, search_idx) = match self.policy {
+                ScavengePolicy::Go119 => self.next_look_go119()?,
+                ScavengePolicy::Go127 => self.find_go127(forced)?,
+            };
+            match self.candidate_in(ci, search_idx, max_bytes) {
+                Some(run) => return Some(run),
+                None => self.chunks.unmark(ci),
+            }
         }
     }
 
