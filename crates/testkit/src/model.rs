@@ -305,6 +305,24 @@ impl Model {
         scav
     }
 
+    /// Checks a page-range argument: non-empty, page-aligned, not
+    /// wrapping; returns its page numbers `[first, end)`.
+    fn page_span(&self, base: usize, npages: usize) -> Result<(usize, usize), ModelError> {
+        let pb = self.geometry.page_bytes;
+        if npages == 0 {
+            return Err(ModelError::Zero);
+        }
+        if !base.is_multiple_of(pb) {
+            return Err(ModelError::Misaligned(base));
+        }
+        let first = base / pb;
+        let end = first.checked_add(npages).ok_or(ModelError::OutOfRange {
+            base,
+            len: npages.saturating_mul(pb),
+        })?;
+        Ok((first, end))
+    }
+
     fn go127(&self) -> bool {
         self.geometry.policy == ScavengePolicy::Go127
     }
@@ -546,19 +564,7 @@ impl PageHeap for Model {
 
     fn free(&mut self, base: usize, npages: usize) -> Result<(), ModelError> {
         let pb = self.geometry.page_bytes;
-        if npages == 0 {
-            return Err(ModelError::Zero);
-        }
-        if !base.is_multiple_of(pb) {
-            return Err(ModelError::Misaligned(base));
-        }
-        let first = base / pb;
-        let Some(end) = first.checked_add(npages) else {
-            return Err(ModelError::OutOfRange {
-                base,
-                len: npages.saturating_mul(pb),
-            });
-        };
+        let (first, end) = self.page_span(base, npages)?;
         for page in first..end {
             match self.page_chunk(page) {
                 None => return Err(ModelError::NotInUse(page * pb)),
@@ -722,19 +728,7 @@ impl PageHeap for Model {
 
     fn pad(&mut self, base: usize, npages: usize) -> Result<(), ModelError> {
         let pb = self.geometry.page_bytes;
-        if npages == 0 {
-            return Err(ModelError::Zero);
-        }
-        if !base.is_multiple_of(pb) {
-            return Err(ModelError::Misaligned(base));
-        }
-        let first = base / pb;
-        let Some(end) = first.checked_add(npages) else {
-            return Err(ModelError::OutOfRange {
-                base,
-                len: npages.saturating_mul(pb),
-            });
-        };
+        let (first, end) = self.page_span(base, npages)?;
         if self.padded {
             return Err(ModelError::PaddedTwice);
         }

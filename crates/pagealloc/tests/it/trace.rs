@@ -188,36 +188,29 @@ fn traces(dir: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Replays every trace of one policy's directory; there must be at least
+/// `expected` of them and more than 10,000 lines in all.
+fn replay_policy(dir: &str, expected: usize) {
+    let all = traces(dir);
+    assert!(
+        all.len() >= expected,
+        "expected the {dir} traces, found {}",
+        all.len()
+    );
+    let total: usize = all.iter().map(replay).sum();
+    assert!(total > 10_000, "replayed only {total} lines of {dir}");
+}
+
 #[test]
 // Thousands of operations over a 48-bit geometry: too slow for Miri.
 #[cfg(not(miri))]
 fn go119_traces_replay_exactly() {
-    let all = traces("go119");
-    assert!(
-        all.len() >= 32,
-        "expected the go119 traces, found {}",
-        all.len()
-    );
-    let mut total = 0;
-    for t in &all {
-        total += replay(t);
-    }
-    assert!(total > 10_000, "replayed only {total} lines");
+    replay_policy("go119", 32);
 }
 
 #[test]
 // As above.
 #[cfg(not(miri))]
 fn go127_traces_replay_exactly() {
-    let all = traces("go127");
-    assert!(
-        all.len() >= 52,
-        "expected the go127 traces, found {}",
-        all.len()
-    );
-    let mut total = 0;
-    for t in &all {
-        total += replay(t);
-    }
-    assert!(total > 10_000, "replayed only {total} lines");
+    replay_policy("go127", 52);
 }
