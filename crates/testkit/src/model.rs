@@ -599,13 +599,13 @@ impl PageHeap for Model {
             return Ok(None);
         };
         let block = lowest / CACHE_PAGES * CACHE_PAGES;
-        let go127 = self.go127();
         let c = self.chunk_mut(block);
         let w = block % CHUNK_PAGES / 64;
         let free = !c.alloc[w];
-        // go127 reports the scavenged bit of every page of the block (pad
-        // pages are allocated and scavenged); go119 those of the free pages.
-        let scav = if go127 { c.scav[w] } else { c.scav[w] & free };
+        // The scavenged bit of every page of the block: those of its free
+        // pages, and those of pad pages (allocated and scavenged; go119
+        // traces never pad, so there it is the free pages' bits alone).
+        let scav = c.scav[w];
         c.alloc[w] = u64::MAX;
         c.scav[w] &= !free;
         self.index_alloc(block / CHUNK_PAGES, free.count_ones() as usize);

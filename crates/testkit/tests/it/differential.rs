@@ -92,7 +92,7 @@ fn check_ops_over_buffer(ops: &[PageOp]) -> Result<(), TestCaseError> {
 #[test]
 fn pagealloc_matches_model_on_edge_cases() {
     use PageOp::*;
-    let cases: Vec<Vec<PageOp>> = vec![
+    let mut cases: Vec<Vec<PageOp>> = vec![
         // Slots 24..=31 straddle chunk 8192 (a root and chunk-map boundary).
         vec![
             Grow { slot: 24, count: 7 },
@@ -174,6 +174,24 @@ fn pagealloc_matches_model_on_edge_cases() {
             Alloc { npages: 1500 },
         ],
     ];
+    // Pad pages in a cache block: the cache reports their scavenged bits
+    // under either policy, and a flush leaves them padded.
+    cases.push(vec![
+        Grow { slot: 5, count: 1 },
+        Pad {
+            slot: 5,
+            page: 0,
+            npages: 10,
+        },
+        Alloc { npages: 3 },
+        TakeCache,
+        CacheAlloc { npages: 2 },
+        Flush,
+        Free { pick: 0, len: 600 },
+        ScavengeAll,
+        NextGen,
+        BgScavenge { bytes: 1 << 20 },
+    ]);
     for ops in cases {
         for policy in [ScavengePolicy::Go119, ScavengePolicy::Go127] {
             if let Err(e) = check_ops(&ops, policy) {
