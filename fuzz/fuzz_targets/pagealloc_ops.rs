@@ -1,7 +1,9 @@
 //! Applies arbitrary page-allocator operation sequences (valid and bad
 //! input alike) to `pageheap_alloc::PageAlloc` and to testkit's flat model,
 //! comparing results, state and invariants after every op, under the
-//! scavenge policy the input's first byte picks (odd: go127, even: go119).
+//! scavenge policy the input's first byte picks (odd: go127, even: go119),
+//! or the one `PAGEHEAP_FUZZ_POLICY` names (`go119`, `go127`) for runs
+//! that fuzz one policy only.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,10 +15,11 @@ use pageheap_testkit::sim_os::SimOs;
 
 fuzz_target!(|input: (bool, Vec<PageOp>)| {
     let (go127, ops) = input;
-    let policy = if go127 {
-        ScavengePolicy::Go127
-    } else {
-        ScavengePolicy::Go119
+    let policy = match std::env::var("PAGEHEAP_FUZZ_POLICY").as_deref() {
+        Ok("go119") => ScavengePolicy::Go119,
+        Ok("go127") => ScavengePolicy::Go127,
+        _ if go127 => ScavengePolicy::Go127,
+        _ => ScavengePolicy::Go119,
     };
     let g = geometry().with_policy(policy);
     let mut real = RealHeap::<Go64, _>::new(SimOs::new(), g).expect("new allocator");
