@@ -6,9 +6,9 @@ use core::sync::atomic::Ordering;
 
 use pageheap_arena::Os;
 
+use crate::heap::{Inner, Shared};
 #[cfg(feature = "std")]
-use crate::heap::SCAVENGE_QUANTUM;
-use crate::heap::{Inner, Shared, PAGE_BYTES};
+use crate::heap::{PAGE_BYTES, SCAVENGE_QUANTUM};
 use crate::Error;
 #[cfg(feature = "std")]
 use crate::HeapStats;
