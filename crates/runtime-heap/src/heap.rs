@@ -260,8 +260,9 @@ impl<O: Os + 'static> Heap<O> {
     /// metadata address space; heap memory is reserved on first use.
     ///
     /// # Errors
-    /// [`Error::Config`] for an arena size that is not a power-of-two
-    /// multiple of [`CHUNK_BYTES`]; [`Error::PageAlloc`] if the metadata
+    /// [`Error::Config`] for any field [`Config::validate`] rejects (an
+    /// arena size that is not a power-of-two multiple of [`CHUNK_BYTES`],
+    /// pacing knobs out of range); [`Error::PageAlloc`] if the metadata
     /// reservations fail; [`Error::Spawn`] if the background scavenger
     /// cannot be started.
     pub fn with_os(os: O, config: Config) -> Result<Self, Error> {
