@@ -372,7 +372,7 @@ impl Model {
     /// scavenge index" section words it.
     fn scavenge_go127(&mut self, bytes: usize, forced: bool) -> usize {
         let g = self.geometry;
-        let (min, huge) = scav_params(g);
+        let (min, _) = scav_params(g);
         let mut released = 0;
         while released < bytes {
             let cursor = if forced { self.force } else { self.bg };
@@ -415,20 +415,31 @@ impl Model {
                 self.marked.remove(&ci);
                 continue;
             };
-            let rem = bytes - released;
-            let want = rem.div_ceil(g.page_bytes).next_multiple_of(min);
-            let mut start = end - run.min(want);
-            if huge != 0 && start.next_multiple_of(huge) <= end {
-                let below = start / huge * huge;
-                if below >= end - run {
-                    start = below;
-                }
-            }
-            let c = self.chunks.get_mut(&ci).expect("grown chunk");
-            (start..end).for_each(|p| c.set_scav(p, true));
-            released += (end - start) * g.page_bytes;
+            released += self.release_top(ci, end, run, bytes - released);
         }
         released
+    }
+
+    /// Releases the top of the free, unscavenged run of chunk `ci` that
+    /// ends at page `end` and is `run` pages long, for a request of `rem`
+    /// more bytes: the top `min(run, ceil(rem / page))` pages (whole
+    /// `min`-page groups), grown down to a huge-page boundary when the run
+    /// covers the huge page below (the same rule for both policies).
+    /// Returns the bytes released.
+    fn release_top(&mut self, ci: usize, end: usize, run: usize, rem: usize) -> usize {
+        let g = self.geometry;
+        let (min, huge) = scav_params(g);
+        let want = rem.div_ceil(g.page_bytes).next_multiple_of(min);
+        let mut start = end - run.min(want);
+        if huge != 0 && start.next_multiple_of(huge) <= end {
+            let below = start / huge * huge;
+            if below >= end - run {
+                start = below;
+            }
+        }
+        let c = self.chunks.get_mut(&ci).expect("grown chunk");
+        (start..end).for_each(|p| c.set_scav(p, true));
+        (end - start) * g.page_bytes
     }
 
     /// The highest maximal run of free, unscavenged whole `min`-page groups
@@ -692,7 +703,7 @@ impl PageHeap for Model {
             return Ok(self.scavenge_go127(bytes, true));
         }
         let g = self.geometry;
-        let (min, huge) = scav_params(g);
+        let (min, _) = scav_params(g);
         let mut released = 0;
         while released < bytes {
             let Some(&ci) = self.marked.last() else { break };
@@ -700,20 +711,7 @@ impl PageHeap for Model {
                 self.marked.remove(&ci);
                 continue;
             };
-            let remaining = bytes - released;
-            let want = (remaining / g.page_bytes
-                + usize::from(!remaining.is_multiple_of(g.page_bytes)))
-            .next_multiple_of(min);
-            let mut start = end - run.min(want);
-            if huge != 0 && start.next_multiple_of(huge) <= end {
-                let below = start / huge * huge;
-                if below >= end - run {
-                    start = below;
-                }
-            }
-            let c = self.chunks.get_mut(&ci).expect("marked chunks are grown");
-            (start..end).for_each(|p| c.set_scav(p, true));
-            released += (end - start) * g.page_bytes;
+            released += self.release_top(ci, end, run, bytes - released);
         }
         Ok(released)
     }
