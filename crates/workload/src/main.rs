@@ -1,271 +1,239 @@
-//! A realistic workload on real memory: several threads allocate and free
-//! page spans (mostly single pages, a tail of large spans), the heap grows to
-//! GiBs, churns, then most live data is dropped and the background
-//! scavenger gives the memory back.
+//! The workspace's main job: one runtime-like scenario on real memory, run
+//! against this heap (under each scavenging policy) and against the
+//! allocators a runtime author would otherwise pick, with a report of time,
+//! memory over time and the scavenger's cost.
 //!
 //! ```text
-//! cargo run --release -p pageheap-workload -- \
-//!     [--threads N] [--ops N] [--live-gib X] [--svg PATH]
+//! cargo run --release -p pageheap-workload -- --help
 //! ```
 //!
-//! Prints a table row per phase and writes an SVG map of the heap (every
-//! chunk a strip, one pixel per page: allocated, free, released) after the
-//! churn and after scavenging, side by side.
+//! Each allocator runs alone in a child process of this binary (so the
+//! resident memory the OS reports is that allocator's alone), for an equal
+//! share of `--duration`, on the same operation stream from the same seed.
+//! See `scenario.rs` for the phases and `report.rs` for the output.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod report;
+mod scenario;
+mod sources;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pageheap::{Config, Heap, Span, CHUNK_BYTES, PAGE_BYTES};
-use pageheap_testkit::rng::XorShift as Rng;
 
-const MIB: usize = 1 << 20;
+use crate::report::{Machine, Report};
+use crate::scenario::{RunResult, Settings};
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 struct Args {
+    duration: f64,
     threads: usize,
-    ops: u64,
     live_gib: f64,
-    svg: String,
+    limit_gib: Option<f64>,
+    seed: u64,
+    out: PathBuf,
+    json: bool,
+    allocators: Vec<String>,
+    sample_ms: u64,
+    child: Option<(String, PathBuf, f64)>,
+}
+
+fn usage() -> String {
+    format!(
+        "\
+pageheap-workload: a runtime-like scenario on real memory, this heap against
+the system allocator, jemalloc and mimalloc, with a report.
+
+USAGE:
+    cargo run --release -p pageheap-workload -- [OPTIONS]
+
+OPTIONS:
+    --duration SECS     total run time, shared equally by the allocators [default: 30]
+    --threads N         worker threads per allocator [default: 2]
+    --live-gib X        live data at the end of growth, GiB [default: 1]
+    --limit-gib X       memory limit of the last phase, GiB over the baseline
+                        [default: half of --live-gib]
+    --seed N            seed of the operation stream (non-zero) [default: 1]
+    --out DIR           report directory (report.json, index.html, pictures)
+                        [default: target/report]
+    --allocators LIST   comma-separated, from: {} [default: all]
+    --sample-ms MS      resident-memory sampling interval [default: 10]
+    --json              print the report as JSON on stdout instead of the tables
+    -h, --help          print this help
+
+Phases of each allocator's run (fractions of its time): grow to the live
+target (0-15%), churn at 90-100% of it (15-40%), drop 90% of the live data
+and stay idle (40-75%), then set the memory limit, regrow to 40% with larger
+blocks and churn (75-100%).",
+        sources::ALL.join(",")
+    )
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        threads: 4,
-        ops: 2_000_000,
-        live_gib: 2.0,
-        svg: "target/heap-map.svg".into(),
+        duration: 30.0,
+        threads: 2,
+        live_gib: 1.0,
+        limit_gib: None,
+        seed: 1,
+        out: PathBuf::from("target/report"),
+        json: false,
+        allocators: sources::ALL.iter().map(|s| s.to_string()).collect(),
+        sample_ms: 10,
+        child: None,
     };
     let mut it = std::env::args().skip(1);
+    let mut child_name = None;
+    let mut child_result = None;
+    let mut child_secs = None;
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e| format!("{flag}: {e}"))
+        }
         match flag.as_str() {
-            "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
-            "--ops" => a.ops = value()?.parse().map_err(|e| format!("--ops: {e}"))?,
-            "--live-gib" => {
-                a.live_gib = value()?.parse().map_err(|e| format!("--live-gib: {e}"))?
+            "--duration" => a.duration = num(&flag, value()?)?,
+            "--threads" => a.threads = num(&flag, value()?)?,
+            "--live-gib" => a.live_gib = num(&flag, value()?)?,
+            "--limit-gib" => a.limit_gib = Some(num(&flag, value()?)?),
+            "--seed" => a.seed = num(&flag, value()?)?,
+            "--out" => a.out = PathBuf::from(value()?),
+            "--allocators" => {
+                a.allocators = value()?.split(',').map(|s| s.trim().to_string()).collect();
             }
-            "--svg" => a.svg = value()?,
+            "--sample-ms" => a.sample_ms = num(&flag, value()?)?,
+            "--json" => a.json = true,
             "-h" | "--help" => {
-                return Err(
-                    "usage: workload [--threads N] [--ops N] [--live-gib X] [--svg PATH]".into(),
-                )
+                println!("{}", usage());
+                std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other}")),
+            // Internal: run one allocator in this process.
+            "--child" => child_name = Some(value()?),
+            "--child-result" => child_result = Some(PathBuf::from(value()?)),
+            "--child-secs" => child_secs = Some(num(&flag, value()?)?),
+            other => return Err(format!("unknown argument {other}; try --help")),
         }
     }
-    if a.threads == 0 || a.live_gib <= 0.0 {
-        return Err("--threads and --live-gib must be positive".into());
+    if !(a.duration > 0.0 && a.duration.is_finite()) {
+        return Err("--duration must be a positive number of seconds".into());
+    }
+    if a.threads == 0 || a.threads > 256 {
+        return Err("--threads must be in 1..=256".into());
+    }
+    if !(a.live_gib > 0.0 && a.live_gib < 1024.0) {
+        return Err("--live-gib must be in (0, 1024)".into());
+    }
+    if a.limit_gib.is_some_and(|l| !(l > 0.0 && l.is_finite())) {
+        return Err("--limit-gib must be positive".into());
+    }
+    if a.seed == 0 {
+        return Err("--seed must be non-zero".into());
+    }
+    if a.sample_ms == 0 {
+        return Err("--sample-ms must be positive".into());
+    }
+    if a.allocators.is_empty() {
+        return Err("--allocators needs at least one name".into());
+    }
+    for n in &a.allocators {
+        if !sources::ALL.contains(&n.as_str()) {
+            return Err(format!(
+                "unknown allocator {n}; choose from {}",
+                sources::ALL.join(",")
+            ));
+        }
+    }
+    if let (Some(n), Some(r), Some(s)) = (child_name, child_result, child_secs) {
+        a.child = Some((n, r, s));
     }
     Ok(a)
 }
 
-/// The size mix: 60% one page, 25% 2–15 pages, 12% 16–127 pages, 3% a
-/// large tail of 128 pages (1 MiB) to 4096 pages (32 MiB), log-uniform.
-fn span_pages(rng: &mut Rng) -> usize {
-    match rng.below(100) {
-        0..=59 => 1,
-        60..=84 => 2 + rng.below(14) as usize,
-        85..=96 => 16 + rng.below(112) as usize,
-        _ => 128 << rng.below(6),
-    }
-}
-
-/// Touches one byte in every 4 KiB of the span, as a program using it
-/// would, making it resident.
-fn touch(span: &Span) {
-    for off in (0..span.len()).step_by(4096) {
-        let p = core::ptr::with_exposed_provenance_mut::<u8>(span.base() + off);
-        // SAFETY:
-        // - The span is live and owned by this thread; the heap made all of
-        //   its bytes Ready before handing it out, and `off < len`.
-        unsafe { p.write(1) };
-    }
-}
-
-/// This process's resident memory, from `/proc/self/statm` (0 elsewhere).
-fn rss() -> usize {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
-        .map_or(0, |p| p * pageheap_arena::os_page_size())
-}
-
-fn mib(b: usize) -> String {
-    format!("{:.1}", b as f64 / MIB as f64)
-}
-
-fn header() {
-    println!(
-        "{:<10} {:>8} {:>12} {:>11} {:>10} {:>10} {:>12} {:>10} {:>10} {:>9}",
-        "phase",
-        "secs",
-        "ops/s",
-        "sys MiB",
-        "inuse MiB",
-        "free MiB",
-        "released MiB",
-        "RSS MiB",
-        "meta KiB",
-        "arenas"
-    );
-}
-
-fn row(heap: &Heap, phase: &str, secs: f64, ops: u64) {
-    let s = heap.stats();
-    let rate = if secs > 0.0 { ops as f64 / secs } else { 0.0 };
-    println!(
-        "{:<10} {:>8.2} {:>12.0} {:>11} {:>10} {:>10} {:>12} {:>10} {:>10} {:>9}",
-        phase,
+fn settings(a: &Args, name: &str, secs: f64) -> Settings {
+    Settings {
+        allocator: name.to_string(),
         secs,
-        rate,
-        mib(s.heap_sys),
-        mib(s.heap_inuse),
-        mib(s.heap_free),
-        mib(s.heap_released),
-        mib(rss()),
-        s.metadata >> 10,
-        heap.arenas().len()
-    );
+        threads: a.threads,
+        live_bytes: (a.live_gib * GIB) as usize,
+        limit_bytes: (a.limit_gib.unwrap_or(a.live_gib / 2.0) * GIB) as usize,
+        seed: a.seed,
+        sample_ms: a.sample_ms,
+    }
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
+/// The child: runs the scenario over one allocator, draws its heap maps and
+/// writes its figures as JSON.
+fn child(a: &Args, name: &str, result: &Path, secs: f64) -> Result<(), String> {
+    let s = settings(a, name, secs);
+    let mut r: RunResult = sources::with_source(name, |src| src.run(&s));
+    for (moment, chunks) in std::mem::take(&mut r.maps) {
+        let stem = format!("heap-map-{name}-{}", moment.replace(' ', "-"));
+        let title = format!("{name}: the heap {moment}");
+        r.pictures
+            .extend(report::heap_map(&a.out, &stem, &title, &chunks)?);
+    }
+    let json = serde_json::to_string(&r).map_err(|e| e.to_string())?;
+    std::fs::write(result, json).map_err(|e| format!("{}: {e}", result.display()))
+}
+
+fn run_children(a: &Args) -> Result<Vec<RunResult>, String> {
+    let slot = a.duration / a.allocators.len() as f64;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let pb = if a.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new((a.duration * 10.0) as u64)
+    };
     pb.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+        ProgressStyle::with_template("{msg:<28} [{bar:40}] {elapsed} / ~{duration}")
             .expect("template")
             .progress_chars("=> "),
     );
-    pb.set_message(what.to_string());
-    pb
-}
-
-/// Runs `f` on every thread's live set in parallel.
-fn on_threads<F>(lives: &mut [Vec<Span>], f: F)
-where
-    F: Fn(usize, &mut Vec<Span>) + Sync,
-{
-    std::thread::scope(|s| {
-        for (t, live) in lives.iter_mut().enumerate() {
-            let f = &f;
-            s.spawn(move || f(t, live));
+    let mut runs = Vec::new();
+    for (i, name) in a.allocators.iter().enumerate() {
+        let result = a.out.join(format!(".run-{name}.json"));
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--child", name])
+            .arg("--child-result")
+            .arg(&result)
+            .args(["--child-secs", &slot.to_string()])
+            .args(["--threads", &a.threads.to_string()])
+            .args(["--live-gib", &a.live_gib.to_string()])
+            .args(["--seed", &a.seed.to_string()])
+            .args(["--sample-ms", &a.sample_ms.to_string()])
+            .arg("--out")
+            .arg(&a.out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if let Some(l) = a.limit_gib {
+            cmd.args(["--limit-gib", &l.to_string()]);
         }
-    });
-}
-
-/// One heap chunk's pages as runs of (state, length): 0 allocated, 1 free,
-/// 2 released.
-struct ChunkRow {
-    base: usize,
-    runs: Vec<(u8, usize)>,
-}
-
-fn snapshot(heap: &Heap) -> Vec<ChunkRow> {
-    heap.with_page_alloc(|pa| {
-        let mut rows = Vec::new();
-        for r in pa.in_use() {
-            let mut base = r.base;
-            while base < r.limit {
-                if let Some(c) = pa.chunk(base) {
-                    let mut runs: Vec<(u8, usize)> = Vec::new();
-                    for i in 0..CHUNK_BYTES / PAGE_BYTES {
-                        let st = if c.alloc.get(i) {
-                            0
-                        } else if c.scav.get(i) {
-                            2
-                        } else {
-                            1
-                        };
-                        match runs.last_mut() {
-                            Some((s, n)) if *s == st => *n += 1,
-                            _ => runs.push((st, 1)),
-                        }
-                    }
-                    rows.push(ChunkRow { base, runs });
-                }
-                base += CHUNK_BYTES;
+        let mut proc = cmd.spawn().map_err(|e| format!("{}: {e}", exe.display()))?;
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = proc.try_wait().map_err(|e| e.to_string())? {
+                break st;
             }
+            let f = (t.elapsed().as_secs_f64() / slot).min(1.0);
+            pb.set_message(format!("{name}: {}", scenario::phase_at(f)));
+            pb.set_position(((i as f64 + f) * slot * 10.0) as u64);
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if !status.success() {
+            return Err(format!("the {name} run failed ({status})"));
         }
-        rows
-    })
-}
-
-/// Panels of chunk strips: each chunk one 512-pixel strip, 3 px high,
-/// wrapped into columns of at most 200 chunks; a gap marks a jump in
-/// addresses (a new arena elsewhere).
-fn svg(panels: &[(&str, Vec<ChunkRow>)]) -> String {
-    const COLORS: [&str; 3] = ["#1f5fbf", "#9fd98b", "#d0d0d0"];
-    const ROWS: usize = 200;
-    let (strip_h, col_w, top) = (3, 540, 60);
-    let cols: Vec<usize> = panels
-        .iter()
-        .map(|(_, rows)| rows.len().div_ceil(ROWS).max(1))
-        .collect();
-    let width = 20 + cols.iter().sum::<usize>() * col_w + panels.len() * 40;
-    let height = top + ROWS * (strip_h + 1) + 40;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="monospace" font-size="12">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let legend = [("allocated", 0), ("free", 1), ("released", 2)];
-    for (i, (name, c)) in legend.iter().enumerate() {
-        let x = 20 + i * 140;
-        let _ = writeln!(
-            out,
-            r#"<rect x="{x}" y="8" width="12" height="12" fill="{}"/><text x="{}" y="19">{name}</text>"#,
-            COLORS[*c],
-            x + 16
-        );
+        let text =
+            std::fs::read_to_string(&result).map_err(|e| format!("{}: {e}", result.display()))?;
+        let _ = std::fs::remove_file(&result);
+        runs.push(serde_json::from_str(&text).map_err(|e| format!("{name}'s figures: {e}"))?);
     }
-    let _ = writeln!(
-        out,
-        r#"<text x="460" y="19">one strip per 4 MiB chunk, one pixel per 8 KiB page</text>"#
-    );
-    let mut x0 = 20;
-    for ((title, rows), ncols) in panels.iter().zip(&cols) {
-        let _ = writeln!(
-            out,
-            r#"<text x="{x0}" y="44" font-weight="bold">{title} ({} chunks)</text>"#,
-            rows.len()
-        );
-        let mut prev_end = None;
-        for (i, row) in rows.iter().enumerate() {
-            let x = x0 + (i / ROWS) * col_w;
-            let y = top + (i % ROWS) * (strip_h + 1);
-            if prev_end.is_some_and(|e| e != row.base) {
-                let _ = writeln!(
-                    out,
-                    r#"<rect x="{}" y="{y}" width="4" height="{strip_h}" fill="red"/>"#,
-                    x - 6
-                );
-            }
-            prev_end = Some(row.base + CHUNK_BYTES);
-            let mut px = 0;
-            for &(st, n) in &row.runs {
-                let _ = writeln!(
-                    out,
-                    r#"<rect x="{}" y="{y}" width="{n}" height="{strip_h}" fill="{}"/>"#,
-                    x + px,
-                    COLORS[st as usize]
-                );
-                px += n;
-            }
-        }
-        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-            let _ = writeln!(
-                out,
-                r#"<text x="{x0}" y="{}">{:#x} .. {:#x}</text>"#,
-                height - 12,
-                first.base,
-                last.base + CHUNK_BYTES
-            );
-        }
-        x0 += ncols * col_w + 40;
-    }
-    out.push_str("</svg>\n");
-    out
+    pb.finish_and_clear();
+    Ok(runs)
 }
 
 fn main() {
@@ -276,144 +244,76 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let heap = Heap::with_config(Config::DEFAULT).expect("heap over the OS");
-    let target = (args.live_gib * (1u64 << 30) as f64) as usize;
-    let per_thread = target / args.threads;
-    println!(
-        "workload: {} threads, {} churn ops, {:.2} GiB live target, 8 KiB pages, 4 MiB chunks",
-        args.threads, args.ops, args.live_gib
-    );
-    header();
-    row(&heap, "start", 0.0, 0);
-    let mut lives: Vec<Vec<Span>> = (0..args.threads).map(|_| Vec::new()).collect();
-
-    // Grow: allocate and touch up to the live target.
-    let pb = bar((target / MIB) as u64, "grow MiB");
-    let ops = AtomicU64::new(0);
-    let t = Instant::now();
-    on_threads(&mut lives, |tid, live| {
-        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d ^ (tid as u64 + 1) << 32);
-        let mut bytes = 0;
-        while bytes < per_thread {
-            let s = heap.alloc(span_pages(&mut rng)).expect("alloc");
-            touch(&s);
-            bytes += s.len();
-            if bytes / MIB != (bytes - s.len()) / MIB {
-                pb.inc((bytes / MIB - (bytes - s.len()) / MIB) as u64);
-            }
-            live.push(s);
-            ops.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("{}: {e}", args.out.display());
+        std::process::exit(1);
+    }
+    if let Some((name, result, secs)) = &args.child {
+        if let Err(e) = child(&args, name, result, *secs) {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
         }
-    });
-    pb.finish_and_clear();
-    row(
-        &heap,
-        "grow",
-        t.elapsed().as_secs_f64(),
-        ops.load(Ordering::Relaxed),
-    );
-
-    // Churn: free and allocate at random around the live target.
-    let pb = bar(args.ops, "churn ops");
-    let t = Instant::now();
-    let per_thread_ops = args.ops / args.threads as u64;
-    on_threads(&mut lives, |tid, live| {
-        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (tid as u64 + 7) << 20);
-        let mut bytes: usize = live.iter().map(Span::len).sum();
-        for i in 0..per_thread_ops {
-            // Stay within 90-100% of the target: a random walk with 32 MiB
-            // steps would drift far from it.
-            let free = match bytes {
-                b if b > per_thread => true,
-                b if b < per_thread / 10 * 9 => false,
-                _ => rng.below(2) == 0,
-            };
-            if free && !live.is_empty() {
-                let s = live.swap_remove(rng.below(live.len() as u64) as usize);
-                bytes -= s.len();
-                heap.free(s).expect("free");
-            } else {
-                let s = heap.alloc(span_pages(&mut rng)).expect("alloc");
-                touch(&s);
-                bytes += s.len();
-                live.push(s);
-            }
-            if i % 4096 == 4095 {
-                pb.inc(4096);
-            }
+        return;
+    }
+    let machine = Machine::read();
+    if !args.json {
+        println!(
+            "pageheap-workload: {} allocators x {:.1} s, {} threads, {:.2} GiB live, seed {}\nmachine: {}",
+            args.allocators.len(),
+            args.duration / args.allocators.len() as f64,
+            args.threads,
+            args.live_gib,
+            args.seed,
+            machine.line()
+        );
+    }
+    let runs = match run_children(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
         }
+    };
+    let mut rep = Report {
+        machine,
+        duration_s: args.duration,
+        threads: args.threads,
+        live_gib: args.live_gib,
+        limit_gib: args.limit_gib.unwrap_or(args.live_gib / 2.0),
+        seed: args.seed,
+        pictures: Vec::new(),
+        runs,
+    };
+    let written = report::rss_plot(&args.out, "rss", &rep).map(|mut p| {
+        p.extend(rep.runs.iter().flat_map(|r| r.pictures.clone()));
+        p
     });
-    pb.finish_and_clear();
-    row(
-        &heap,
-        "churn",
-        t.elapsed().as_secs_f64(),
-        per_thread_ops * args.threads as u64,
-    );
-    let after_churn = snapshot(&heap);
-
-    // Drop: free 90% of the live data.
-    let t = Instant::now();
-    let freed = AtomicU64::new(0);
-    on_threads(&mut lives, |tid, live| {
-        let mut rng = Rng::new(0x1234_5678_9abc_def1 ^ tid as u64);
-        let mut keep = Vec::new();
-        for s in live.drain(..) {
-            if rng.below(10) == 0 {
-                keep.push(s);
-            } else {
-                heap.free(s).expect("free");
-                freed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        *live = keep;
-    });
-    row(
-        &heap,
-        "drop 90%",
-        t.elapsed().as_secs_f64(),
-        freed.load(Ordering::Relaxed),
-    );
-
-    // Scavenge: the background scavenger alone brings retained memory down.
-    let s = heap.stats();
-    let goal = s.heap_inuse + (s.heap_inuse / 10).min(heap.config().retain_extra_max);
-    let todo = s.heap_retained().saturating_sub(goal);
-    let pb = bar((todo / MIB) as u64, "scav MiB");
-    let t = Instant::now();
-    let start_released = s.released_background;
-    while t.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-        let s = heap.stats();
-        pb.set_position(((s.released_background - start_released) / MIB) as u64);
-        if s.heap_retained() <= goal + 2 * PAGE_BYTES.max(4096) {
-            break;
+    match written {
+        Ok(p) => rep.pictures = p,
+        Err(e) => {
+            eprintln!("drawing the pictures: {e}");
+            std::process::exit(1);
         }
     }
-    pb.finish_and_clear();
-    let secs = t.elapsed().as_secs_f64();
-    row(&heap, "scavenged", secs, 0);
-    let s = heap.stats();
-    println!(
-        "background scavenger released {} MiB in {:.2} s; live {} MiB; {} spans allocated in all",
-        mib(s.released_background - start_released),
-        secs,
-        mib(lives.iter().flatten().map(Span::len).sum()),
-        s.spans_allocated
-    );
-    let after_scavenge = snapshot(&heap);
-
-    let map = svg(&[
-        ("after churn", after_churn),
-        ("after drop + scavenger", after_scavenge),
-    ]);
-    match std::fs::write(&args.svg, map) {
-        Ok(()) => println!("heap map written to {}", args.svg),
-        Err(e) => eprintln!("cannot write {}: {e}", args.svg),
-    }
-    for live in lives {
-        for s in live {
-            heap.free(s).expect("free");
+    let json = serde_json::to_string_pretty(&rep).expect("the report serialises");
+    let files = [
+        ("report.json", json.clone()),
+        ("index.html", report::html(&rep)),
+    ];
+    for (f, text) in files {
+        let p = args.out.join(f);
+        if let Err(e) = std::fs::write(&p, text) {
+            eprintln!("{}: {e}", p.display());
+            std::process::exit(1);
         }
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", report::tables(&rep));
+        println!(
+            "report: {} (tables, pictures, every figure in report.json)",
+            args.out.join("index.html").display()
+        );
     }
 }
