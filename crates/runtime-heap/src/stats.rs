@@ -32,7 +32,8 @@ pub struct HeapStats {
     /// held in per-thread caches.
     pub heap_inuse: usize,
     /// Free, Ready pages: resident memory the scavenger may release (Go's
-    /// `heap_free`).
+    /// `heap_free`), including a run the background scavenger is releasing
+    /// at the moment (taken out of the page allocator, not yet back).
     pub heap_free: usize,
     /// Pages returned to the OS (Go's `heap_released`).
     pub heap_released: usize,

@@ -114,7 +114,11 @@ fn run(threads: usize, total_ops: usize) -> usize {
     assert_eq!(s.heap_sys, s.heap_inuse + s.heap_free + s.heap_released);
     assert_eq!(s.spans_allocated, s.spans_freed);
     heap.with_page_alloc(|pa| {
-        assert_eq!(pa.stats().pages_in_use, 0);
+        // The background scavenger may have a run out for release: it is
+        // allocated in the bitmaps until it comes back, and counts as free
+        // in the heap's stats above.
+        let out = pa.detached().map_or(0, |(_, n)| n);
+        assert_eq!(pa.stats().pages_in_use, out);
         pageheap_testkit::check::check(pa)
     })
     .unwrap_or_else(|e| panic!("invariant broken: {e:?}"));
