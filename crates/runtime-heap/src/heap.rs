@@ -751,11 +751,11 @@ impl<O: Os + 'static> Shared<O> {
     pub(crate) fn stats_locked(&self, inner: &Inner<O>) -> HeapStats {
         let pa = inner.pa.stats();
         // A run the background scavenger has out for release is allocated
-        // in the bitmaps but belongs to nobody: it counts as free (still
-        // resident) until it comes back released.
+        // in the bitmaps but belongs to nobody: its release is under way,
+        // so it counts as released.
         let detached = inner.pa.detached().map_or(0, |(_, n)| n * PAGE_BYTES);
         let pa_alloc = pa.pages_in_use * PAGE_BYTES - detached;
-        let pa_released = pa.pages_scavenged * PAGE_BYTES;
+        let pa_released = pa.pages_scavenged * PAGE_BYTES + detached;
         let cached_released = self.cached_released.load(Ordering::Relaxed);
         let parked = cached_released + inner.quarantined_released;
         let heap_inuse = pa_alloc.saturating_sub(parked);

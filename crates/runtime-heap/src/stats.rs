@@ -32,10 +32,12 @@ pub struct HeapStats {
     /// held in per-thread caches.
     pub heap_inuse: usize,
     /// Free, Ready pages: resident memory the scavenger may release (Go's
-    /// `heap_free`), including a run the background scavenger is releasing
-    /// at the moment (taken out of the page allocator, not yet back).
+    /// `heap_free`).
     pub heap_free: usize,
-    /// Pages returned to the OS (Go's `heap_released`).
+    /// Pages returned to the OS (Go's `heap_released`), including a run the
+    /// background scavenger is returning at the moment (taken out of the
+    /// page allocator while the OS call runs; if that call fails, the run
+    /// comes back as free).
     pub heap_released: usize,
     /// Page-allocator metadata committed (Ready): summaries, chunk bitmaps,
     /// in-use ranges.

@@ -115,7 +115,7 @@ fn run(threads: usize, total_ops: usize) -> usize {
     assert_eq!(s.spans_allocated, s.spans_freed);
     heap.with_page_alloc(|pa| {
         // The background scavenger may have a run out for release: it is
-        // allocated in the bitmaps until it comes back, and counts as free
+        // allocated in the bitmaps until it comes back, and counts as released
         // in the heap's stats above.
         let out = pa.detached().map_or(0, |(_, n)| n);
         assert_eq!(pa.stats().pages_in_use, out);
