@@ -1,32 +1,51 @@
-//! Applies arbitrary page-allocator operation sequences (valid and bad
-//! input alike) to `pageheap_alloc::PageAlloc` and to testkit's flat model,
-//! comparing results, state and invariants after every op, under the
-//! scavenge policy the input's first byte picks (odd: go127, even: go119),
-//! or the one `PAGEHEAP_FUZZ_POLICY` names (`go119`, `go127`) for runs
-//! that fuzz one policy only.
+//! Applies page-allocator operation sequences (valid and bad input alike)
+//! to `pageheap_alloc::PageAlloc` and to testkit's flat model, comparing
+//! results and state after every op and the invariants every few ops and
+//! at the end (`pagestrat::fuzz_ops`).
+//!
+//! Input: the first byte picks the scavenge policy (odd: go127, even:
+//! go119) unless `PAGEHEAP_FUZZ_POLICY` names one (`go119`, `go127`); the
+//! rest is decoded by `pagestrat::decode_ops`, one to four bytes an op.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pageheap_alloc::{Go64, ScavengePolicy};
 use pageheap_testkit::model::Model;
-use pageheap_testkit::pagestrat::{apply_and_compare, geometry, PageOp};
+use pageheap_testkit::pagestrat::{decode_ops, fuzz_ops, geometry};
 use pageheap_testkit::replay::RealHeap;
 use pageheap_testkit::sim_os::SimOs;
 
-fuzz_target!(|input: (bool, Vec<PageOp>)| {
-    let (go127, ops) = input;
+/// The simulated OS backs each reservation with a zeroed host allocation,
+/// hundreds of MiB for the summary levels. glibc raises its mmap threshold
+/// after the first large free, and from then on serves such blocks from the
+/// heap with a `memset`: most of an input's time. A fixed threshold keeps
+/// them lazily zeroed mappings.
+fn setup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY:
+        // - mallopt only changes the allocator's tuning; it is called once,
+        //   before this process's first input.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
+    });
+}
+
+fuzz_target!(|data: &[u8]| {
+    setup();
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
     let policy = match std::env::var("PAGEHEAP_FUZZ_POLICY").as_deref() {
         Ok("go119") => ScavengePolicy::Go119,
         Ok("go127") => ScavengePolicy::Go127,
-        _ if go127 => ScavengePolicy::Go127,
+        _ if first & 1 == 1 => ScavengePolicy::Go127,
         _ => ScavengePolicy::Go119,
     };
+    let ops = decode_ops(rest);
     let g = geometry().with_policy(policy);
     let mut real = RealHeap::<Go64, _>::new(SimOs::new(), g).expect("new allocator");
     let mut model = Model::new(g);
-    for op in &ops {
-        if let Err(d) = apply_and_compare(&mut real, &mut model, op) {
-            panic!("{d}");
-        }
+    if let Err(d) = fuzz_ops(&mut real, &mut model, &ops) {
+        panic!("{d}");
     }
 });

@@ -160,7 +160,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// # Errors
     ///
     /// Nothing changes on any error:
-    /// - [`Error::BadCache`] if the cache's masks disagree or it was made
+    /// - [`Error::BadCache`] if the cache was made
     ///   for another page size;
     /// - [`Error::Misaligned`] if its base is not a 64-page block's;
     /// - [`Error::NotInHeap`] / [`Error::NotAllocated`] if its pages are not
@@ -196,11 +196,10 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                 len: block_bytes,
             });
         };
-        // Scavenged bits outside the free mask are allowed only for pad
-        // pages: allocated and scavenged in the chunk.
-        if scav & !free & !(c.alloc.block64(pi) & c.scav.block64(pi)) != 0 {
-            return Err(Error::BadCache { base });
-        }
+        // Scavenged bits outside the free mask are those of pad pages when
+        // the cache was taken: still scavenged, or freed (and perhaps
+        // allocated again) since. Only the free pages' bits are applied, so
+        // a stale or forged bit can never mark a page in use as released.
         let missing = free & !c.alloc.block64(pi);
         if missing != 0 {
             let page = off + ((missing.trailing_zeros() as usize) << G::PAGE_SHIFT);

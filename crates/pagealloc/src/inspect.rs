@@ -128,9 +128,78 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
         if i >= self.level_len(l) {
             return None;
         }
+        self.summary_mapped(l, i).then(|| self.pa.tree.get(l, i))
+    }
+
+    /// The summaries `range` of level `l`, each `None` where not committed
+    /// (or at or above the level's length), checking commitment once per
+    /// OS page rather than once per summary: for reading whole levels.
+    pub fn summaries(
+        &self,
+        l: usize,
+        range: Range<usize>,
+    ) -> impl Iterator<Item = Option<Summary>> + '_ {
+        let per_page = (self.pa.os.page_size() / core::mem::size_of::<Summary>()).max(1);
+        let len = self.level_len(l);
+        let mut page = (usize::MAX, false);
+        range.map(move |i| {
+            if i >= len {
+                return None;
+            }
+            if page.0 != i / per_page {
+                page = (i / per_page, self.summary_mapped(l, i));
+            }
+            page.1.then(|| self.pa.tree.get(l, i))
+        })
+    }
+
+    /// Whether every summary of `range` at level `l` is committed and zero
+    /// (the summaries of memory that is not in use): a bulk form of
+    /// [`Inspect::summaries`] for the long empty stretches of a level.
+    pub fn summaries_zero(&self, l: usize, range: Range<usize>) -> bool {
+        if range.end > self.level_len(l) {
+            return range.is_empty();
+        }
+        let per_page = (self.pa.os.page_size() / core::mem::size_of::<Summary>()).max(1);
+        let mut i = range.start;
+        while i < range.end {
+            let page_end = (i / per_page + 1) * per_page;
+            if !self.summary_mapped(l, i) {
+                return false;
+            }
+            // The OS page holding them is committed (checked just above),
+            // which is all `block` needs to read them.
+            let block = self.pa.tree.block(l, i, page_end.min(range.end) - i);
+            if block.iter().fold(0, |acc, s| acc | s.0) != 0 {
+                return false;
+            }
+            i = page_end;
+        }
+        true
+    }
+
+    /// Whether summary `i` of level `l` (below the level's length) lies in
+    /// committed memory, in O(log ranges): its OS page is committed exactly
+    /// when some in-use range needs one of the page's summaries, that is
+    /// when an in-use range overlaps the addresses of the sibling blocks
+    /// that share the page.
+    pub(crate) fn summary_mapped(&self, l: usize, i: usize) -> bool {
+        let per_page = (self.pa.os.page_size() / core::mem::size_of::<Summary>()).max(1);
+        let p = i / per_page * per_page;
+        let (lo, hi) = block_align::<G>(l, p, p + per_page);
+        let shift = G::level_shift(l);
+        let to_off_bound = |k: usize| k.checked_shl(shift).filter(|&v| v >> shift == k);
+        let lo = to_off_bound(lo).unwrap_or(usize::MAX);
+        let hi = to_off_bound(hi).unwrap_or(usize::MAX);
+        lo < hi && self.pa.in_use.overlaps(lo, hi)
+    }
+
+    /// [`Inspect::summary_mapped`] the long way, from
+    /// [`Inspect::mapped_summary_bytes`]; for its test.
+    #[cfg(test)]
+    pub(crate) fn summary_mapped_slow(&self, l: usize, i: usize) -> bool {
         let b = i * core::mem::size_of::<Summary>();
-        let mapped = self.mapped_summary_bytes(l).any(|r| r.contains(&b));
-        mapped.then(|| self.pa.tree.get(l, i))
+        self.mapped_summary_bytes(l).any(|r| r.contains(&b))
     }
 
     /// The chunk indices ever grown span `[start, end)`; `None` before the

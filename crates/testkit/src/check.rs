@@ -361,61 +361,124 @@ fn check_summaries<G: Geometry, O: Os>(
 ) -> Result<(), CheckError> {
     let view = pa.inspect();
     let leaf = G::SUMMARY_LEVELS - 1;
-    let touches = |level: usize, i: usize| {
-        let shift = G::level_shift(level);
-        let (lo, hi) = (i << shift, (i + 1) << shift);
-        in_use.iter().any(|&(b, l)| b < hi && lo < l)
-    };
     // Bottom up, so that a wrong leaf is reported before its parents.
     for level in (0..G::SUMMARY_LEVELS).rev() {
+        let n = 1usize
+            << if level == leaf {
+                0
+            } else {
+                G::level_bits(level + 1)
+            };
+        // The summary indices covering in-use memory, ascending (the
+        // ranges are sorted and disjoint, so their index ranges overlap
+        // only where two ranges share a summary).
+        let touched: Vec<(usize, usize)> = in_use
+            .iter()
+            .map(|&(b, l)| summary_index_range::<G>(level, b, l))
+            .collect();
         for range in needed_indices::<G>(level, in_use) {
-            for i in range {
-                let read = |level: usize, i: usize| {
-                    view.summary(level, i)
-                        .map(|s| fields::<G>(s))
-                        .ok_or(CheckError::Unmapped { level, index: i })
-                };
-                let stored = read(level, i)?;
-                let expected = if !touches(level, i) {
-                    (0, 0, 0)
-                } else if level == leaf {
-                    let c = view
-                        .chunk(i)
-                        .ok_or(CheckError::MissingChunk(to_addr::<G>(i * G::CHUNK_BYTES)))?;
-                    summarize(&c.alloc.0, G::CHUNK_PAGES)
-                } else {
-                    let n = 1usize << G::level_bits(level + 1);
-                    let children = (i * n..(i + 1) * n)
-                        .map(|c| read(level + 1, c))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    merge_summaries(&children, 1 << G::level_log_pages(level + 1))
-                };
-                if stored != expected {
-                    return Err(CheckError::Summary {
-                        level,
-                        index: i,
-                        stored,
-                        expected,
-                    });
+            // Stretches that cover no in-use memory must be all zero: check
+            // those in bulk, and look summary by summary at the rest (or at
+            // a stretch that fails, to report the first bad summary).
+            let mut segments = Vec::new();
+            let mut at = range.start;
+            for &(lo, hi) in &touched {
+                let (lo, hi) = (lo.max(at), hi.min(range.end));
+                if lo >= hi {
+                    continue;
                 }
+                segments.push((at..lo, false));
+                segments.push((lo..hi, true));
+                at = hi;
+            }
+            segments.push((at..range.end, false));
+            for (seg, touched_seg) in segments {
+                if seg.is_empty() || (!touched_seg && view.summaries_zero(level, seg.clone())) {
+                    continue;
+                }
+                check_summary_range(pa, level, n, seg, &touched)?;
             }
         }
     }
     Ok(())
 }
 
+/// [`check_summaries`] for the summaries `range` of `level`, one by one:
+/// each one is zero if it covers no in-use memory (`touched` lists the
+/// index ranges that do), else its chunk's summary (leaves) or the merge
+/// of its `n` children.
+fn check_summary_range<G: Geometry, O: Os>(
+    pa: &PageAlloc<G, O>,
+    level: usize,
+    n: usize,
+    range: core::ops::Range<usize>,
+    touched: &[(usize, usize)],
+) -> Result<(), CheckError> {
+    let view = pa.inspect();
+    let leaf = G::SUMMARY_LEVELS - 1;
+    for (i, stored) in range.clone().zip(view.summaries(level, range)) {
+        let stored = stored
+            .map(|s| fields::<G>(s))
+            .ok_or(CheckError::Unmapped { level, index: i })?;
+        let expected = if !touched.iter().any(|&(lo, hi)| lo <= i && i < hi) {
+            (0, 0, 0)
+        } else if level == leaf {
+            let c = view
+                .chunk(i)
+                .ok_or(CheckError::MissingChunk(to_addr::<G>(i * G::CHUNK_BYTES)))?;
+            summarize(&c.alloc.0, G::CHUNK_PAGES)
+        } else {
+            let children = view
+                .summaries(level + 1, i * n..(i + 1) * n)
+                .zip(i * n..)
+                .map(|(s, c)| {
+                    s.map(|s| fields::<G>(s)).ok_or(CheckError::Unmapped {
+                        level: level + 1,
+                        index: c,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            merge_summaries(&children, 1 << G::level_log_pages(level + 1))
+        };
+        if stored != expected {
+            return Err(CheckError::Summary {
+                level,
+                index: i,
+                stored,
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The summary indices `[lo, hi)` of level `level` that cover the offset
+/// range `[base, limit)`.
+fn summary_index_range<G: Geometry>(level: usize, base: usize, limit: usize) -> (usize, usize) {
+    let shift = G::level_shift(level);
+    (base >> shift, ((limit - 1) >> shift) + 1)
+}
+
 /// `(start, max, end)` of a bitmap of `pages` pages, page by page: free
 /// pages at the bottom, the longest free run, free pages at the top.
 fn summarize(alloc: &[u64], pages: usize) -> (usize, usize, usize) {
-    let free = |p: usize| !bit(alloc, p);
-    let start = (0..pages).take_while(|&p| free(p)).count();
-    let end = (0..pages).rev().take_while(|&p| free(p)).count();
-    let (mut max, mut run) = (0, 0);
+    // One pass: `run` is the free run ending at the current page; the
+    // first run counts as `start` while it began at page 0.
+    let (mut start, mut max, mut run) = (0, 0, 0);
+    let mut at_bottom = true;
     for p in 0..pages {
-        run = if free(p) { run + 1 } else { 0 };
-        max = max.max(run);
+        if bit(alloc, p) {
+            at_bottom = false;
+            run = 0;
+        } else {
+            run += 1;
+            max = max.max(run);
+            if at_bottom {
+                start += 1;
+            }
+        }
     }
-    (start, max, end)
+    (start, max, run)
 }
 
 /// The summary of consecutive regions of `size` pages each, from theirs.

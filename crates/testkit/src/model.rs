@@ -682,7 +682,13 @@ impl PageHeap for Model {
             if cache.free >> i & 1 == 1 {
                 c.set_alloc(p, false);
             }
-            if cache.scav >> i & 1 == 1 {
+            // The trace format's flush sets the scavenged bit of every
+            // page in the mask; outside the free mask those are pad pages,
+            // already scavenged, so only the free pages' bits matter. A pad
+            // page freed and allocated again while the cache was out is in
+            // use now: marking it released would break the rule that
+            // released pages are free or pad, and neither side does.
+            if cache.scav >> i & 1 == 1 && cache.free >> i & 1 == 1 {
                 c.set_scav(p, true);
             }
         }

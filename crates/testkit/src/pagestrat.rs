@@ -231,19 +231,54 @@ fn resolve(model: &Model, op: &PageOp) -> Request {
             };
             let live =
                 |addr: usize| model.is_allocated(addr) == Some(true) && !owned_by_cache(addr);
-            let pages: Vec<usize> = model
-                .in_use()
-                .into_iter()
-                .flat_map(|(b, l)| (b..l).step_by(pb))
-                .filter(|&a| live(a))
-                .collect();
-            if pages.is_empty() {
+            // The live pages of each chunk as bitmap words: allocated and
+            // not owned by the cache. Counting them a word at a time keeps
+            // this linear in chunks, not pages.
+            let mut chunks: Vec<(usize, [u64; crate::trace::CHUNK_WORDS], usize)> = Vec::new();
+            for (b, l) in model.in_use() {
+                for chunk in (b..l).step_by(cb) {
+                    let Some(bits) = model.chunk_bits(chunk) else {
+                        continue;
+                    };
+                    let mut words = bits.alloc;
+                    if let Some(c) = model.cache() {
+                        if c.base >= chunk && c.base < chunk + cb {
+                            words[(c.base - chunk) / pb / 64] &= !c.free;
+                        }
+                    }
+                    let n = words.iter().map(|w| w.count_ones() as usize).sum();
+                    chunks.push((chunk, words, n));
+                }
+            }
+            let total: usize = chunks.iter().map(|c| c.2).sum();
+            if total == 0 {
                 // Nothing is live: a free of the lowest page of the heap,
                 // which the model rejects (or of an unused address).
                 let at = model.in_use().first().map_or(BASE, |r| r.0);
                 return Request::Free(at, 1);
             }
-            let start = pages[pick as usize % pages.len()];
+            // The `pick`-th live page in address order.
+            let mut k = pick as usize % total;
+            let mut start = BASE;
+            'find: for (chunk, words, n) in &chunks {
+                if k >= *n {
+                    k -= n;
+                    continue;
+                }
+                for (wi, &w) in words.iter().enumerate() {
+                    let c = w.count_ones() as usize;
+                    if k >= c {
+                        k -= c;
+                        continue;
+                    }
+                    let mut w = w;
+                    for _ in 0..k {
+                        w &= w - 1;
+                    }
+                    start = chunk + (wi * 64 + w.trailing_zeros() as usize) * pb;
+                    break 'find;
+                }
+            }
             let mut n = 1;
             while n < usize::from(len.max(1)) && live(start + n * pb) {
                 n += 1;
@@ -410,4 +445,218 @@ pub fn page_op() -> impl Strategy<Value = PageOp> {
 /// A strategy for a sequence of up to `max_len` ops.
 pub fn page_ops(max_len: usize) -> impl Strategy<Value = Vec<PageOp>> {
     prop::collection::vec(page_op(), 1..=max_len)
+}
+
+/// How often [`fuzz_ops`] runs the full invariant checker (and at the end).
+pub const FUZZ_CHECK_EVERY: usize = 64;
+
+/// [`apply_and_compare`] for fuzzing: the same result and state comparison
+/// after every op, but the invariant checker (which walks every page of
+/// the heap) only every [`FUZZ_CHECK_EVERY`] ops and after the last, so
+/// that a long input costs little more per op than a short one.
+///
+/// # Errors
+/// The first difference or violation found.
+pub fn fuzz_ops<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
+    real: &mut RealHeap<G, O>,
+    model: &mut Model,
+    ops: &[PageOp],
+) -> Result<(), Divergence> {
+    for (i, op) in ops.iter().enumerate() {
+        let req = resolve(model, op);
+        let want = run(model, req);
+        let got = run(real, req);
+        let op_text = || format!("op {i}: {op:?} as {req}");
+        let same = match (&want, &got) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(_), Err(_)) => true,
+            _ => false,
+        };
+        if !same {
+            let show = |r: &Result<String, String>| match r {
+                Ok(s) | Err(s) => s.clone(),
+            };
+            return Err(Divergence::Result {
+                op: op_text(),
+                model: show(&want),
+                real: show(&got),
+            });
+        }
+        compare_state(real, model).map_err(|what| Divergence::State {
+            op: op_text(),
+            what,
+        })?;
+        if i % FUZZ_CHECK_EVERY == FUZZ_CHECK_EVERY - 1 || i + 1 == ops.len() {
+            check::check(&real.alloc).map_err(|source| Divergence::Invariant {
+                op: op_text(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Decodes fuzzer bytes into ops, one to four bytes an op: a tag byte,
+/// then the op's arguments, each as small as its meaningful range (a
+/// missing byte reads as 0). Most tags make valid, interesting requests
+/// over a small heap (sixteen grow slots of up to four chunks, in two
+/// groups of eight across tree boundaries); about one op in ten is bad
+/// input. A fuzzer that mutates one byte changes one op, and an input of
+/// N bytes holds about N / 2 ops. The small heap (at most 16 chunks from
+/// these grows) keeps every comparison cheap.
+pub fn decode_ops(data: &[u8]) -> Vec<PageOp> {
+    let mut it = data.iter().copied();
+    let mut ops = Vec::with_capacity(data.len() / 2);
+    let byte = |it: &mut core::iter::Copied<core::slice::Iter<'_, u8>>| it.next().unwrap_or(0);
+    while let Some(tag) = it.next() {
+        let op = match tag % 32 {
+            // Grow 1-4 chunks in one of 16 slots: chunks 2044-2051, across
+            // a summary boundary, and 4092-4099, across a root boundary.
+            0 | 1 => {
+                let b = byte(&mut it);
+                PageOp::Grow {
+                    slot: ((b >> 3) & 1) * 16 + 4 + (b & 7),
+                    count: (b >> 4) & 3,
+                }
+            }
+            2 => {
+                let b = byte(&mut it);
+                PageOp::Grow {
+                    slot: b,
+                    count: byte(&mut it),
+                }
+            }
+            3..=8 => PageOp::Alloc {
+                npages: 1 + u16::from(byte(&mut it) % 16),
+            },
+            9 | 10 => {
+                let (a, b) = (byte(&mut it), byte(&mut it));
+                PageOp::Alloc {
+                    npages: 1 + u16::from_le_bytes([a, b]) % 2048,
+                }
+            }
+            11..=16 => {
+                let (a, b) = (byte(&mut it), byte(&mut it));
+                PageOp::Free {
+                    pick: u32::from(u16::from_le_bytes([a, b])),
+                    len: 1 + u16::from(byte(&mut it) % 64),
+                }
+            }
+            17 => {
+                let (a, b) = (byte(&mut it), byte(&mut it));
+                PageOp::Free {
+                    pick: u32::from(a),
+                    len: 64 + u16::from_le_bytes([b, 0]) * 8,
+                }
+            }
+            18 | 19 => PageOp::TakeCache,
+            20 | 21 => PageOp::CacheAlloc {
+                npages: byte(&mut it) % 20,
+            },
+            22 => PageOp::Flush,
+            23 => PageOp::Scavenge {
+                bytes: u32::from(byte(&mut it)) << 13,
+            },
+            24 => PageOp::BgScavenge {
+                bytes: u32::from(byte(&mut it)) << 13,
+            },
+            25 => PageOp::NextGen,
+            26 => PageOp::ScavengeAll,
+            // Bad or rare input.
+            27 => {
+                let (a, b) = (byte(&mut it), byte(&mut it));
+                PageOp::FreeAt {
+                    slot: a & 15,
+                    page: u16::from(b) * 2,
+                    npages: u16::from(byte(&mut it)),
+                }
+            }
+            28 => match byte(&mut it) % 4 {
+                0 => PageOp::Alloc { npages: 0 },
+                1 => PageOp::AllocHuge { npages: u64::MAX },
+                2 => PageOp::CacheAlloc { npages: 65 },
+                _ => PageOp::AllocHuge { npages: 1 << 30 },
+            },
+            29 => {
+                let (a, b) = (byte(&mut it), byte(&mut it));
+                PageOp::GrowRaw {
+                    offset: u64::from(a) << 20,
+                    size: if b == 255 {
+                        u64::MAX
+                    } else {
+                        u64::from(b) << 20
+                    },
+                }
+            }
+            30 => {
+                let (a, b) = (byte(&mut it), byte(&mut it));
+                PageOp::FreeRaw {
+                    offset: u64::from(u16::from_le_bytes([a, b])) << 12,
+                    npages: 1,
+                }
+            }
+            _ => {
+                let (a, b) = (byte(&mut it), byte(&mut it));
+                PageOp::Pad {
+                    slot: a & 15,
+                    page: u16::from(b) * 2,
+                    npages: u16::from(byte(&mut it)),
+                }
+            }
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// A fuzz input in [`decode_ops`]'s encoding that follows a conformance
+/// trace's shape: its policy (first byte), and per trace line the nearest
+/// op of the encoding: grows into the slots in order, allocations and
+/// cache operations as they are, frees of about the trace's page (its
+/// position in the heap stands in for its rank among the live pages),
+/// scavenges rounded to the encoding's 8 KiB steps. Seeds, not replays:
+/// the fuzzer starts from runtime-shaped streams instead of noise.
+pub fn seed_from_trace(trace: &crate::trace::Trace) -> Vec<u8> {
+    use crate::trace::OpKind;
+    let go127 = matches!(trace.geometry.policy, pageheap_alloc::ScavengePolicy::Go127);
+    let mut out = vec![u8::from(go127)];
+    let mut grows = 0u8;
+    let mut grow = |out: &mut Vec<u8>, count: usize| {
+        if grows < 16 {
+            let b = (grows & 7) | ((grows >> 3) & 1) << 3 | (((count.clamp(1, 4) - 1) as u8) << 4);
+            out.extend([0, b]);
+            grows += 1;
+        }
+    };
+    for op in &trace.ops {
+        match &op.kind {
+            OpKind::Grow { count, .. } => grow(&mut out, *count),
+            OpKind::Setup { .. } => grow(&mut out, 1),
+            OpKind::Alloc { npages, .. } => {
+                if *npages <= 16 {
+                    out.extend([3, (*npages - 1) as u8]);
+                } else {
+                    let [a, b] = ((*npages - 1) as u16).to_le_bytes();
+                    out.extend([9, a, b]);
+                }
+            }
+            OpKind::Free { at, npages } => {
+                // The free picks the n-th live page: the trace page's
+                // position in the heap is a fair stand-in for its rank.
+                let [a, b] = ((at.chunk * 512 + at.page) as u16).to_le_bytes();
+                out.extend([11, a, b, (npages.saturating_sub(1) % 64) as u8]);
+            }
+            OpKind::Cache { .. } => out.push(18),
+            OpKind::CacheAlloc { npages, .. } => out.extend([20, *npages as u8]),
+            OpKind::Flush => out.push(22),
+            OpKind::Scavenge { bytes, .. } => out.extend([23, (bytes >> 13).min(255) as u8]),
+            OpKind::BgScavenge { bytes, .. } => out.extend([24, (bytes >> 13).min(255) as u8]),
+            OpKind::NextGen => out.push(25),
+            _ => {}
+        }
+        if out.len() >= 512 {
+            break;
+        }
+    }
+    out
 }

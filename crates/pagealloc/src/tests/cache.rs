@@ -351,3 +351,33 @@ fn cache_round_trip() {
     }
     for_geometries!(run);
 }
+
+/// Pad pages inside a cache's block, freed while the cache is out: the
+/// flush accepts the cache (its scavenged bits for them are still true of
+/// the chunk) and leaves them free and scavenged. Found by the
+/// `pagealloc_ops` fuzz target, where the allocator refused the flush with
+/// `BadCache` and the model (Go's flush sets those bits again) did not.
+#[test]
+fn flush_after_pad_pages_in_the_block_were_freed() {
+    fn run<G: Geometry>() {
+        let mut pa = crate::tests::harness::empty::<G>();
+        pa.grow(page::<G>(0, 0), 2 * G::CHUNK_BYTES).unwrap();
+        pa.pad(page::<G>(0, 44), 64).unwrap();
+        let mut c = pa.alloc_to_cache();
+        // Pages 0-43 are the cache's; 44-63 are pad pages, scavenged.
+        assert_eq!(
+            (c.base(), c.free_mask(), c.scav_mask()),
+            (page::<G>(0, 0), (1 << 44) - 1, !0)
+        );
+        pa.free(page::<G>(0, 46), 6).unwrap();
+        pa.flush_cache(&mut c).unwrap();
+        verify(&pa);
+        let ch = pa.chunk(page::<G>(0, 0)).unwrap();
+        // Allocated: the pad pages still padded (44, 45, 52-107).
+        assert_eq!(ch.alloc.0[0], 0b11 << 44 | !0 << 52);
+        assert_eq!(ch.alloc.0[1], (1 << 44) - 1);
+        // Everything in the first word is scavenged again.
+        assert_eq!(ch.scav.0[0], !0);
+    }
+    for_geometries!(run);
+}

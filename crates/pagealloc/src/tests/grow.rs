@@ -105,3 +105,40 @@ fn grow_fills_gap() {
     }
     for_geometries!(run);
 }
+
+/// The inspector's O(log n) "is this summary committed" agrees with the
+/// definition (some in-use range's committed bytes hold it) at every
+/// summary index of every level, after every grow of every case.
+#[test]
+fn summary_mapped_matches_its_definition() {
+    fn case<G: Geometry>() {
+        for &(name, chunks, _) in GROW_CASES {
+            let mut pa = empty::<G>();
+            for &c in chunks {
+                pa.grow(page::<G>(c, 0), G::CHUNK_BYTES).expect("grow");
+                let view = pa.inspect();
+                for l in 0..G::SUMMARY_LEVELS {
+                    let len = view.level_len(l);
+                    // Every index for short levels; for long ones every
+                    // index near the grown chunks and a stride elsewhere.
+                    let step = (len / 20_000).max(1);
+                    let near = |i: usize| {
+                        let shift = G::level_shift(l);
+                        chunks.iter().any(|&c| {
+                            let si = page::<G>(c, 0).wrapping_sub(G::ARENA_BASE_OFFSET) >> shift;
+                            i.abs_diff(si) < 2048
+                        })
+                    };
+                    for i in (0..len).filter(|&i| i % step == 0 || near(i)) {
+                        assert_eq!(
+                            view.summary_mapped(l, i),
+                            view.summary_mapped_slow(l, i),
+                            "{name}: level {l} index {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for_geometries!(case);
+}
