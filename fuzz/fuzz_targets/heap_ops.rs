@@ -1,50 +1,117 @@
-//! Fuzz target: sequences of heap operations over the simulated OS, checked
-//! against a model of live spans: new spans never overlap live ones, frees
-//! of live spans succeed, frees of anything else are errors, and the stats,
-//! the simulated OS and the page allocator's invariants agree throughout.
+//! Fuzz target: heap operation sequences over the simulated OS, checked
+//! against a model of live spans, with the span memory itself in play.
+//!
+//! Input: the first byte picks the configuration (thread cache on or off,
+//! scavenge policy, release mode, arena size, one thread or two); the rest
+//! decodes one to three bytes an op. Checked throughout:
+//! - new spans never overlap live ones, honour their alignment, and read as
+//!   zero when they say they need no zeroing;
+//! - every span's memory keeps what was written to it (a tag at both ends)
+//!   until it is freed, read through the simulated OS, which also checks
+//!   that every byte touched is Ready;
+//! - frees of live spans succeed; bad frees, double frees and forged spans
+//!   fail with the error kinds the API documents;
+//! - with an OS fault armed, allocations and releases fail only with an OS
+//!   error and leave the heap consistent;
+//! - the stats, the simulated OS and the page allocator's invariants agree;
+//!   and at the end every page is back (nothing in use) and dropping the
+//!   heap returns every reservation.
 #![no_main]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pageheap::{Config, Heap, Span, PAGE_BYTES};
-use pageheap_testkit::sim_os::SimOs;
+use pageheap::{Config, Error, Heap, ReleaseMode, Span, PAGE_BYTES};
+use pageheap_alloc::ScavengePolicy;
+use pageheap_testkit::sim_os::{Faults, SimOs};
 
-#[derive(Arbitrary, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum HeapOp {
-    /// Allocate `1 + pages % 1100` pages.
-    Alloc { pages: u16 },
-    /// Allocate `1 + pages % 40` pages aligned to `2^(14 + align % 9)`.
-    AllocAligned { pages: u8, align: u8 },
+    /// Allocate `pages` pages.
+    Alloc { pages: usize },
+    /// Allocate `pages` pages aligned to `align` bytes.
+    AllocAligned { pages: usize, align: usize },
     /// Free the live span picked by `index`.
-    Free { index: u16 },
-    /// Free `1 + pages % 16` pages at `offset` pages from a known address,
-    /// when not all of them are live: must fail.
-    BadFree { offset: u16, pages: u8 },
-    /// Free a span freed before, if none of its pages is live now: must fail.
-    DoubleFree { index: u16 },
-    /// Release `kib` KiB.
-    Scavenge { kib: u16 },
+    Free { index: usize },
+    /// Free `pages` pages at `offset` pages from the first span's address,
+    /// when not all of them are one live span: must fail.
+    BadFree { offset: usize, pages: usize },
+    /// Free a span freed before, if none of its pages is live now.
+    DoubleFree { index: usize },
+    /// Release `bytes`.
+    Scavenge { bytes: usize },
     /// Release everything.
     ReleaseAll,
     /// Hand this thread's page cache back.
     FlushCache,
     /// Set a memory limit of `mib` MiB (0: none).
-    SetLimit { mib: u8 },
+    SetLimit { mib: usize },
+    /// Fail the `k`-th OS call from now (one thread only).
+    Fault { k: u64 },
 }
 
-/// Whether every page of `base..end` is inside some live span.
-fn all_live(live: &BTreeMap<usize, Span>, base: usize, end: usize) -> bool {
-    let mut at = base;
-    while at < end {
-        match live.range(..=at).next_back() {
-            Some((_, s)) if s.end() > at => at = s.end(),
-            _ => return false,
-        }
+/// The configuration byte.
+fn config(b: u8) -> (Config, bool) {
+    let config = Config::DEFAULT
+        .with_background_scavenger(false)
+        .with_thread_cache(b & 1 == 1)
+        .with_scavenge_policy(if b & 2 == 0 {
+            ScavengePolicy::Go127
+        } else {
+            ScavengePolicy::Go119
+        })
+        .with_release_mode(if b & 4 == 0 {
+            ReleaseMode::DontNeed
+        } else {
+            ReleaseMode::Free
+        })
+        .with_arena_bytes(if b & 8 == 0 { 4 << 20 } else { 8 << 20 });
+    (config, b & 16 != 0)
+}
+
+/// One to three bytes an op; the tag's top bit picks the thread in
+/// two-thread mode.
+fn decode(data: &[u8]) -> Vec<(bool, HeapOp)> {
+    let mut it = data.iter().copied();
+    let mut out = Vec::new();
+    while let Some(tag) = it.next() {
+        let mut byte = || usize::from(it.next().unwrap_or(0));
+        let op = match tag & 15 {
+            0..=4 => HeapOp::Alloc {
+                pages: 1 + byte() % 24,
+            },
+            5 => HeapOp::Alloc {
+                pages: 1 + (byte() | byte() << 8) % 1100,
+            },
+            6 => HeapOp::AllocAligned {
+                pages: 1 + byte() % 40,
+                align: 1 << (14 + byte() % 9),
+            },
+            7..=9 => HeapOp::Free { index: byte() },
+            10 => HeapOp::BadFree {
+                offset: byte() | byte() << 8,
+                pages: 1 + byte() % 16,
+            },
+            11 => HeapOp::DoubleFree { index: byte() },
+            12 => HeapOp::Scavenge {
+                bytes: byte() << 14,
+            },
+            13 => {
+                if byte() % 2 == 0 {
+                    HeapOp::ReleaseAll
+                } else {
+                    HeapOp::FlushCache
+                }
+            }
+            14 => HeapOp::SetLimit { mib: byte() % 64 },
+            _ => HeapOp::Fault {
+                k: 1 + byte() as u64 % 8,
+            },
+        };
+        out.push((tag & 0x80 != 0, op));
     }
-    true
+    out
 }
 
 /// Whether any page of `base..end` is inside a live span.
@@ -52,6 +119,67 @@ fn any_live(live: &BTreeMap<usize, Span>, base: usize, end: usize) -> bool {
     live.range(..end)
         .next_back()
         .is_some_and(|(_, s)| s.end() > base)
+}
+
+/// The tag written at both ends of a span.
+fn tag(s: &Span) -> [u8; 8] {
+    ((s.base() as u64) ^ 0x5a5a_0000_0000_0000 ^ s.n_pages() as u64).to_le_bytes()
+}
+
+/// A new span: checks that it reads as zero where it says it needs no
+/// zeroing (its first and last 64 bytes of every page, up to 16 pages),
+/// then writes its tags.
+fn fill(os: &SimOs, s: &Span) {
+    if !s.needs_zero() {
+        let mut buf = [0u8; 64];
+        for p in 0..s.n_pages().min(16) {
+            for at in [
+                s.base() + p * PAGE_BYTES,
+                s.base() + (p + 1) * PAGE_BYTES - 64,
+            ] {
+                os.read(at, &mut buf).expect("span memory is Ready");
+                assert!(
+                    buf.iter().all(|&b| b == 0),
+                    "{s:x?} says it needs no zeroing, {at:#x} is dirty"
+                );
+            }
+        }
+    }
+    os.write(s.base(), &tag(s)).expect("span memory is Ready");
+    os.write(s.end() - 8, &tag(s))
+        .expect("span memory is Ready");
+}
+
+/// A span about to be freed: its tags are intact.
+fn verify(os: &SimOs, s: &Span) {
+    let mut buf = [0u8; 8];
+    for at in [s.base(), s.end() - 8] {
+        os.read(at, &mut buf).expect("span memory is Ready");
+        assert_eq!(buf, tag(s), "{s:x?}: memory at {at:#x} was overwritten");
+    }
+}
+
+/// An OS error, possibly wrapped by the page allocator: what a failed OS
+/// call may surface as.
+fn is_os_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Os(_) | Error::PageAlloc(pageheap_alloc::Error::Os(_))
+    )
+}
+
+/// The errors a free of pages that are not one live span may give.
+fn is_bad_free(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NotAllocated { .. }
+            | Error::ForeignSpan { .. }
+            | Error::PageAlloc(
+                pageheap_alloc::Error::NotAllocated { .. }
+                    | pageheap_alloc::Error::NotInHeap { .. }
+                    | pageheap_alloc::Error::OutOfAddressSpace { .. }
+            )
+    )
 }
 
 fn check(heap: &Heap<Arc<SimOs>>, os: &SimOs) {
@@ -66,90 +194,116 @@ fn check(heap: &Heap<Arc<SimOs>>, os: &SimOs) {
         .expect("page allocator invariants");
 }
 
-fuzz_target!(|ops: Vec<HeapOp>| {
-    let os = Arc::new(SimOs::new());
-    let config = Config::DEFAULT
-        .with_background_scavenger(false)
-        .with_arena_bytes(4 << 20);
-    let heap = Heap::with_os(Arc::clone(&os), config).expect("heap");
+/// The armed fault fired: no more injected failures.
+fn disarm(os: &SimOs, armed: &mut bool) {
+    os.set_faults(Faults::none());
+    *armed = false;
+}
+
+/// Frees a span made up from raw parts, none of whose pages is live or in
+/// this thread's cache unaccounted: the heap must refuse it.
+fn forged_free_fails(heap: &Heap<Arc<SimOs>>, base: usize, pages: usize, what: &str) {
+    // SAFETY:
+    // - `from_raw_parts` asks the caller to own the pages. These belong to
+    //   nobody: no span of this thread (the only one on the heap) holds
+    //   any of them, and the ones in its cache are the heap's own, which a
+    //   free must tell apart. The call checks that the heap refuses; had it
+    //   accepted, the pages it frees are in no live span, and the overlap
+    //   check on later allocations would report the damage.
+    let forged = unsafe { Span::from_raw_parts(base, pages) };
+    match heap.free(forged) {
+        Err(e) if is_bad_free(&e) => {}
+        Err(e) => panic!("{what} of {base:#x}+{pages}: unexpected error kind {e:?}"),
+        Ok(()) => panic!("{what} of {base:#x}+{pages} accepted"),
+    }
+}
+
+/// One thread's share of the ops, on its own live spans. `alone`: no
+/// other thread uses the heap, so forged frees can be judged and OS faults
+/// armed.
+fn run_thread(heap: &Heap<Arc<SimOs>>, os: &SimOs, ops: &[HeapOp], alone: bool) -> Vec<Span> {
     let mut live: BTreeMap<usize, Span> = BTreeMap::new();
     let mut freed: Vec<(usize, usize)> = Vec::new();
     let mut anchor = None;
-    for op in ops.into_iter().take(200) {
+    // An armed fault may fail any OS call until it has fired.
+    let mut armed = false;
+    for &op in ops.iter().take(400) {
         match op {
-            HeapOp::Alloc { pages } => {
-                let s = heap.alloc(1 + pages as usize % 1100).expect("alloc");
-                assert!(
-                    !any_live(&live, s.base(), s.end()),
-                    "{s:x?} overlaps a live span"
-                );
-                anchor.get_or_insert(s.base());
-                live.insert(s.base(), s);
-            }
-            HeapOp::AllocAligned { pages, align } => {
-                let align = 1 << (14 + align % 9);
-                let s = heap
-                    .alloc_aligned(1 + pages as usize % 40, align)
-                    .expect("alloc");
-                assert_eq!(s.base() % align, 0);
-                assert!(
-                    !any_live(&live, s.base(), s.end()),
-                    "{s:x?} overlaps a live span"
-                );
-                live.insert(s.base(), s);
+            HeapOp::Alloc { pages } | HeapOp::AllocAligned { pages, .. } => {
+                let r = match op {
+                    HeapOp::AllocAligned { align, .. } => heap.alloc_aligned(pages, align),
+                    _ => heap.alloc(pages),
+                };
+                match r {
+                    Ok(s) => {
+                        if let HeapOp::AllocAligned { align, .. } = op {
+                            assert_eq!(s.base() % align, 0, "{s:x?} not aligned to {align:#x}");
+                        }
+                        assert_eq!(s.n_pages(), pages);
+                        assert!(
+                            !any_live(&live, s.base(), s.end()),
+                            "{s:x?} overlaps a live span"
+                        );
+                        fill(os, &s);
+                        anchor.get_or_insert(s.base());
+                        live.insert(s.base(), s);
+                    }
+                    Err(e) if armed && is_os_error(&e) => disarm(os, &mut armed),
+                    Err(e) => panic!("alloc({pages}) failed: {e}"),
+                }
             }
             HeapOp::Free { index } => {
-                if let Some(&base) = live.keys().nth(index as usize % live.len().max(1)) {
+                if let Some(&base) = live.keys().nth(index % live.len().max(1)) {
                     let s = live.remove(&base).expect("live");
+                    verify(os, &s);
                     freed.push((s.base(), s.n_pages()));
                     heap.free(s).expect("freeing a live span");
                 }
             }
             HeapOp::BadFree { offset, pages } => {
-                let Some(a) = anchor else { continue };
-                let base = a + offset as usize * PAGE_BYTES;
-                let n = 1 + pages as usize % 16;
-                if !all_live(&live, base, base + n * PAGE_BYTES) {
-                    // SAFETY:
-                    // - The target never touches span memory, so even a
-                    //   free the heap wrongly accepted uses no page; the
-                    //   assertion reports it.
-                    let forged = unsafe { Span::from_raw_parts(base, n) };
-                    assert!(
-                        heap.free(forged).is_err(),
-                        "bad free of {base:#x}+{n} accepted"
-                    );
+                // Only alone on the heap can this thread know that no page
+                // of the range belongs to anyone.
+                let Some(a) = anchor.filter(|_| alone) else {
+                    continue;
+                };
+                let base = a + offset * PAGE_BYTES;
+                if !any_live(&live, base, base + pages * PAGE_BYTES) {
+                    forged_free_fails(heap, base, pages, "bad free");
                 }
             }
             HeapOp::DoubleFree { index } => {
-                if freed.is_empty() {
+                if freed.is_empty() || !alone {
                     continue;
                 }
-                let (base, n) = freed[index as usize % freed.len()];
+                let (base, n) = freed[index % freed.len()];
                 if !any_live(&live, base, base + n * PAGE_BYTES) {
-                    // SAFETY:
-                    // - As for `BadFree`: no span memory is ever used.
-                    let forged = unsafe { Span::from_raw_parts(base, n) };
-                    assert!(
-                        heap.free(forged).is_err(),
-                        "double free of {base:#x}+{n} accepted"
-                    );
+                    forged_free_fails(heap, base, n, "double free");
                 }
             }
-            HeapOp::Scavenge { kib } => {
-                heap.scavenge((kib as usize) << 10).expect("scavenge");
-            }
-            HeapOp::ReleaseAll => {
-                heap.release_all().expect("release_all");
-            }
+            HeapOp::Scavenge { bytes } => match heap.scavenge(bytes) {
+                Ok(_) => {}
+                Err(e) if armed && is_os_error(&e) => disarm(os, &mut armed),
+                Err(e) => panic!("scavenge failed: {e}"),
+            },
+            HeapOp::ReleaseAll => match heap.release_all() {
+                Ok(_) => {}
+                Err(e) if armed && is_os_error(&e) => disarm(os, &mut armed),
+                Err(e) => panic!("release_all failed: {e}"),
+            },
             HeapOp::FlushCache => heap.flush_thread_cache(),
             HeapOp::SetLimit { mib } => {
-                let limit = if mib == 0 {
-                    usize::MAX
-                } else {
-                    (mib as usize) << 20
-                };
-                heap.set_memory_limit(limit).expect("limit");
+                let limit = if mib == 0 { usize::MAX } else { mib << 20 };
+                match heap.set_memory_limit(limit) {
+                    Ok(()) => {}
+                    Err(e) if armed && is_os_error(&e) => disarm(os, &mut armed),
+                    Err(e) => panic!("set_memory_limit failed: {e}"),
+                }
+            }
+            HeapOp::Fault { k } => {
+                if alone {
+                    os.set_faults(Faults::none().nth_call(k));
+                    armed = true;
+                }
             }
         }
         let s = heap.stats();
@@ -159,12 +313,63 @@ fuzz_target!(|ops: Vec<HeapOp>| {
             "{s:#?}"
         );
     }
+    os.set_faults(Faults::none());
+    live.into_values().collect()
+}
+
+/// As in `pagealloc_ops`: a fixed mmap threshold keeps the simulated
+/// reservations lazily zeroed mappings instead of `memset` heap blocks.
+fn setup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY:
+        // - mallopt only changes the allocator's tuning; it is called once,
+        //   before this process's first input.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
+    });
+}
+
+fuzz_target!(|data: &[u8]| {
+    setup();
+    let Some((&cfg, rest)) = data.split_first() else {
+        return;
+    };
+    let (config, two_threads) = config(cfg);
+    let ops = decode(rest);
+    let os = Arc::new(SimOs::new());
+    let heap = Heap::with_os(Arc::clone(&os), config).expect("heap");
+    let spans: Vec<Span> = if two_threads {
+        let (a, b): (Vec<_>, Vec<_>) = ops.iter().partition(|(second, _)| !second);
+        let a: Vec<HeapOp> = a.into_iter().map(|(_, o)| o).collect();
+        let b: Vec<HeapOp> = b.into_iter().map(|(_, o)| o).collect();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                let v = run_thread(&heap, &os, &b, false);
+                heap.flush_thread_cache();
+                v
+            });
+            let mut v = run_thread(&heap, &os, &a, false);
+            v.extend(h.join().expect("second thread"));
+            v
+        })
+    } else {
+        let ops: Vec<HeapOp> = ops.into_iter().map(|(_, o)| o).collect();
+        run_thread(&heap, &os, &ops, true)
+    };
     check(&heap, &os);
-    for (_, s) in live {
+    for s in spans {
+        verify(&os, &s);
         heap.free(s).expect("free");
     }
     heap.flush_thread_cache();
     check(&heap, &os);
+    let s = heap.stats();
+    assert_eq!(s.heap_inuse, 0, "pages leaked: {s:#?}");
+    assert_eq!(
+        heap.with_page_alloc(|pa| pa.stats().pages_in_use),
+        0,
+        "pages leaked in the page allocator"
+    );
     drop(heap);
     assert!(os.reservations().is_empty(), "reservations left after drop");
     os.assert_clean();

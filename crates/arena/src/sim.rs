@@ -156,6 +156,9 @@ struct Inner {
     /// Call counts when the faults were set.
     fault_base: (u64, BTreeMap<Call, u64>),
     violations: Vec<Violation>,
+    /// Ready pages over all regions, kept as pages change state, so that
+    /// [`SimOs::ready_bytes`] costs nothing on big reservations.
+    ready_pages: usize,
 }
 
 struct Region {
@@ -165,6 +168,8 @@ struct Region {
     offset: usize,
     len: usize,
     pages: Vec<Page>,
+    /// How many of `pages` are Ready.
+    ready: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -341,9 +346,10 @@ impl SimOs {
         self.sum(|p| p.state == state)
     }
 
-    /// Bytes Ready.
+    /// Bytes Ready (kept as a running count; the same as
+    /// `bytes_in(PageState::Ready)`).
     pub fn ready_bytes(&self) -> usize {
-        self.bytes_in(PageState::Ready)
+        self.lock().ready_pages * self.page
     }
 
     /// Bytes the simulated OS counts as resident: Ready pages plus pages
@@ -454,9 +460,13 @@ impl SimOs {
             }
             inject.check()?;
             if let Some(to) = to {
+                let before = r.ready;
                 for p in &mut r.pages[first..last] {
+                    r.ready = r.ready + usize::from(to == PageState::Ready)
+                        - usize::from(p.state == PageState::Ready);
                     p.state = to;
                 }
+                g.ready_pages = g.ready_pages + r.ready - before;
             }
             let offset = r.offset + (addr - base);
             effect(r, offset, len);
@@ -486,6 +496,7 @@ impl SimOs {
                 offset: base - start,
                 len,
                 pages,
+                ready: 0,
             },
         );
         Ok(base)
@@ -677,7 +688,9 @@ unsafe impl Os for SimOs {
                 _ => return Err(Failure::Rule(Error::NotReserved { addr, len })),
             }
             inject.check()?;
-            g.regions.remove(&addr);
+            if let Some(r) = g.regions.remove(&addr) {
+                g.ready_pages -= r.ready;
+            }
             Ok(())
         })
     }

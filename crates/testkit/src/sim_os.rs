@@ -158,6 +158,11 @@ fn compare<O: Os>(other: &O, state: fn(&O, usize) -> PageState, ops: &[ArenaOp])
         let sa = page_states(&live_sim, page, |x| sim.page_state(x));
         let sb = page_states(&live_sys, page, |x| state(sys, x));
         assert_eq!(sa, sb, "page states after step {i}: {op:?}");
+        assert_eq!(
+            sim.ready_bytes(),
+            sim.bytes_in(PageState::Ready),
+            "the simulated OS's running Ready count after step {i}: {op:?}"
+        );
         compared += 1;
     }
     for (b, l) in live_sim {
