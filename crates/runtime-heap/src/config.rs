@@ -6,6 +6,9 @@ use core::time::Duration;
 use pageheap_alloc::ScavengePolicy;
 use pageheap_arena::ReleaseMode;
 
+/// The largest [`Config::arena_bytes`] (1 TiB).
+pub const MAX_ARENA_BYTES: usize = 1 << 40;
+
 /// Heap settings. Start from [`Config::DEFAULT`] and change fields or use
 /// the `const` builders:
 ///
@@ -24,7 +27,9 @@ pub struct Config {
     pub release_mode: ReleaseMode,
     /// The size of each address-space reservation the heap makes (Go's
     /// `heapArenaBytes`); 0 means [`pageheap_arena::HEAP_ARENA_BYTES`]. Must be a
-    /// power of two that is a multiple of the chunk size (4 MiB).
+    /// power of two that is a multiple of the chunk size (4 MiB), and at most
+    /// 1 TiB ([`MAX_ARENA_BYTES`]): a larger reservation could never be had
+    /// from a 48-bit address space beside anything else.
     pub arena_bytes: usize,
     /// Serve spans of fewer than 16 pages from a per-thread 64-page cache
     /// without taking the heap lock.
@@ -134,6 +139,9 @@ impl Config {
                 || !self.arena_bytes.is_multiple_of(crate::CHUNK_BYTES))
         {
             return bad("arena size must be a power-of-two multiple of the chunk size");
+        }
+        if self.arena_bytes > MAX_ARENA_BYTES {
+            return bad("arena size must be at most 1 TiB");
         }
         if !(self.scavenger_cpu > 0.0 && self.scavenger_cpu <= 1.0) {
             return bad("scavenger_cpu must be in (0, 1]");

@@ -162,7 +162,7 @@ impl Span {
 pub struct Heap<O: Os + 'static = SystemOs> {
     pub(crate) shared: Arc<Shared<O>>,
     #[cfg(feature = "std")]
-    scavenger: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub(crate) scavenger: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// The most the background scavenger releases in one work unit (Go's

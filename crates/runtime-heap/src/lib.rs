@@ -93,7 +93,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use config::Config;
+pub use config::{Config, MAX_ARENA_BYTES};
 pub use error::Error;
 pub use global::GlobalHeap;
 pub use heap::{Heap, HeapGeometry, HeapPageAlloc, Span, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};

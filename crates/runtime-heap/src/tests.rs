@@ -203,13 +203,92 @@ fn config_validation() {
     use core::time::Duration;
     let ok = crate::Config::DEFAULT;
     assert!(ok.validate().is_ok());
+    assert!(ok
+        .with_arena_bytes(crate::MAX_ARENA_BYTES)
+        .validate()
+        .is_ok());
     for bad in [
         ok.with_scavenger_pacing(0.0, Duration::from_millis(5)),
         ok.with_scavenger_pacing(1.5, Duration::from_millis(5)),
         ok.with_scavenger_pacing(f64::NAN, Duration::from_millis(5)),
         ok.with_scavenger_pacing(0.1, Duration::ZERO),
         ok.with_arena_bytes(3 << 22),
+        ok.with_arena_bytes(1 << 62),
+        ok.with_arena_bytes(2 << 40),
     ] {
         assert!(matches!(bad.validate(), Err(Error::Config(_))), "{bad:?}");
+    }
+}
+
+/// The background scavenger thread survives every valid configuration,
+/// the extreme ones included: it is still running after a drop gives it
+/// work, and it stops when asked.
+#[cfg(all(feature = "std", not(miri)))]
+#[test]
+fn background_scavenger_survives_any_valid_config() {
+    use core::time::Duration;
+
+    use pageheap_alloc::ScavengePolicy;
+    use pageheap_arena::sim::SimOs;
+
+    use crate::{Config, Heap, ReleaseMode};
+
+    let base = Config::DEFAULT
+        .with_background_scavenger(true)
+        .with_arena_bytes(4 << 20);
+    let long = Duration::MAX;
+    let configs = [
+        base,
+        Config {
+            retain_extra_percent: usize::MAX,
+            ..base
+        },
+        Config {
+            retain_extra_percent: 0,
+            retain_extra_max: 0,
+            ..base
+        },
+        Config {
+            retain_extra_max: usize::MAX,
+            ..base
+        },
+        base.with_memory_limit(1),
+        base.with_memory_limit(usize::MAX - 1),
+        base.with_scavenger_pacing(f64::MIN_POSITIVE, Duration::from_nanos(1)),
+        base.with_scavenger_pacing(1.0, long),
+        base.with_scavenger_pacing(1e-9, long),
+        Config {
+            scavenger_idle_poll: long,
+            ..base
+        },
+        Config {
+            scavenger_idle_poll: Duration::from_nanos(1),
+            ..base
+        },
+        base.with_gc_cycles(true),
+        base.with_scavenge_policy(ScavengePolicy::Go119),
+        base.with_release_mode(ReleaseMode::Free),
+        base.with_thread_cache(false),
+    ];
+    for (i, config) in configs.into_iter().enumerate() {
+        config
+            .validate()
+            .unwrap_or_else(|e| panic!("config {i} is valid: {e}"));
+        let heap = Heap::with_os(SimOs::new(), config).expect("heap");
+        let spans: Vec<_> = (0..20).map(|_| heap.alloc(100).expect("alloc")).collect();
+        for s in spans {
+            heap.free(s).expect("free");
+        }
+        heap.flush_thread_cache();
+        heap.end_gc_cycle();
+        std::thread::sleep(Duration::from_millis(30));
+        let alive = heap
+            .scavenger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished());
+        assert!(alive, "config {i}: the scavenger thread died: {config:?}");
+        assert!(heap.stop_scavenger(), "config {i}: was running");
     }
 }
