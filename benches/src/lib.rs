@@ -2,6 +2,8 @@
 //! workload generation lives here so that every allocator sees the same
 //! sequence of requests.
 
+pub mod ranges;
+
 /// One request of a synthetic page workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Req {

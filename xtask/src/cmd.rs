@@ -889,3 +889,151 @@ pub fn fuzz(args: &[String]) -> Res {
     println!("fuzz: {} targets passed, 0 failed", which.len());
     Ok(())
 }
+
+/// `bench-report [OPS]`: `benches`' `range_peers` on the three streams
+/// (`benches::ranges`), timed (sum of per-batch minima over 5 runs) and,
+/// when valgrind is installed, counted in instructions by callgrind over
+/// the replay alone. One table: per workload and allocator, ns/op,
+/// instructions/op, refused allocations, end-of-stream fragmentation, and
+/// this allocator's time against the fastest peer that refused no more
+/// than it did.
+pub fn bench_report(args: &[String]) -> Res {
+    let ops: usize = match args {
+        [] => 400_000,
+        [n] => n.parse().map_err(|_| format!("bad OPS `{n}`"))?,
+        _ => return Err("usage: cargo xtask bench-report [OPS]".into()),
+    };
+    run(
+        "range_peers built",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "benches",
+            "--bin",
+            "range_peers",
+        ]),
+    )?;
+    let bin = root().join("target/release/range_peers");
+    let out = Command::new(&bin)
+        .args(["time", &ops.to_string()])
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "range_peers time failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    struct Row {
+        workload: String,
+        alloc: String,
+        ns: f64,
+        failed: usize,
+        frag: f64,
+        instr: Option<f64>,
+    }
+    let field = |line: &str, key: &str| -> Option<String> {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(key).map(str::to_string))
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut it = line.split_whitespace();
+        let (Some(w), Some(a)) = (it.next(), it.next()) else {
+            continue;
+        };
+        rows.push(Row {
+            workload: w.into(),
+            alloc: a.into(),
+            ns: field(line, "ns=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN),
+            failed: field(line, "failed=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            frag: field(line, "frag=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN),
+            instr: None,
+        });
+    }
+    let valgrind = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if valgrind {
+        for r in &mut rows {
+            let cg =
+                std::env::temp_dir().join(format!("range-peers-{}-{}.cg", r.workload, r.alloc));
+            let o = Command::new("valgrind")
+                .args(["--tool=callgrind", "--toggle-collect=*replay_only*"])
+                .arg(format!("--callgrind-out-file={}", cg.display()))
+                .arg(&bin)
+                .args(["run", &r.alloc, &r.workload, &ops.to_string()])
+                .output()
+                .map_err(|e| format!("valgrind: {e}"))?;
+            let _ = std::fs::remove_file(&cg);
+            let text = String::from_utf8_lossy(&o.stderr);
+            r.instr = text
+                .lines()
+                .find_map(|l| l.split("Collected :").nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|n| n / ops as f64);
+        }
+    } else {
+        println!("bench-report: instruction counts NOT RUN: valgrind is not installed");
+    }
+    println!("machine: {}", machine_line());
+    println!(
+        "{:<7} {:<17} {:>8} {:>9} {:>8} {:>6} {:>12}",
+        "stream", "allocator", "ns/op", "instr/op", "refused", "frag", "ours/fastest"
+    );
+    for w in ["small", "mixed", "large"] {
+        let of = |name: &str| rows.iter().find(|r| r.workload == w && r.alloc == name);
+        let Some(ours) = of("pageheap") else { continue };
+        let fastest = rows
+            .iter()
+            .filter(|r| r.workload == w && r.alloc != "pageheap" && r.failed <= ours.failed)
+            .min_by(|a, b| a.ns.total_cmp(&b.ns));
+        for r in rows.iter().filter(|r| r.workload == w) {
+            let ratio = if r.alloc == "pageheap" {
+                fastest.map_or("-".into(), |f| format!("{:.2}x {}", r.ns / f.ns, f.alloc))
+            } else {
+                String::new()
+            };
+            println!(
+                "{:<7} {:<17} {:>8.1} {:>9} {:>8} {:>6.3} {:>12}",
+                r.workload,
+                r.alloc,
+                r.ns,
+                r.instr.map_or("-".into(), |i| format!("{i:.0}")),
+                r.failed,
+                r.frag,
+                ratio
+            );
+        }
+    }
+    println!(
+        "streams: {ops} requests over a 1 GiB heap of 8 KiB pages kept near 70% occupied, whole \
+         frees, one seed; refused: allocations the allocator could not place; frag: 1 - largest \
+         free run / free pages at the end; the fastest peer is the fastest that refused no more \
+         than this allocator"
+    );
+    Ok(())
+}
+
+/// The CPU model and count, for reports.
+fn machine_line() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {n} CPUs")
+}

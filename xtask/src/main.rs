@@ -23,9 +23,12 @@ commands:
                               one POLICY (go119, go127), on GLOB if given
   scavenger-bench [ARGS]      time to return memory after a 90% drop and the scavenger's
                               CPU, per policy (release build; see crates/workload)
+  bench-report [OPS]          this allocator against the range-allocator peers on the
+                              three streams: ns/op, instructions/op (callgrind),
+                              refusals, fragmentation, ratio to the fastest peer
   miri                        the Miri-capable tests under Miri (nightly)
   fuzz TARGET [--seconds N]   run one fuzz target (nightly + cargo-fuzz)
-  fuzz --smoke                run every fuzz target for 60 s
+  fuzz --smoke [--seconds N]  run every fuzz target (60 s each): exec/s, input sizes
   package                     package the published crates, verified; their unit,
                               integration and doc tests and examples run from the packages
   msrv                        check the workspace with the declared rust-version
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         "replay-bench" => cmd::replay_bench(rest),
         "compare-go" => cmd::compare_go(rest),
         "scavenger-bench" => cmd::scavenger_bench(rest),
+        "bench-report" => cmd::bench_report(rest),
         "miri" => cmd::miri(),
         "fuzz" => cmd::fuzz(rest),
         "cross" => cmd::cross(),
