@@ -18,6 +18,8 @@
 //!   heap returns every reservation.
 #![no_main]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -317,20 +319,8 @@ fn run_thread(heap: &Heap<Arc<SimOs>>, os: &SimOs, ops: &[HeapOp], alone: bool) 
     live.into_values().collect()
 }
 
-/// As in `pagealloc_ops`: a fixed mmap threshold keeps the simulated
-/// reservations lazily zeroed mappings instead of `memset` heap blocks.
-fn setup() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY:
-        // - mallopt only changes the allocator's tuning; it is called once,
-        //   before this process's first input.
-        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
-    });
-}
-
 fuzz_target!(|data: &[u8]| {
-    setup();
+    common::fixed_mmap_threshold();
     let Some((&cfg, rest)) = data.split_first() else {
         return;
     };

@@ -8,6 +8,8 @@
 //! rest is decoded by `pagestrat::decode_ops`, one to four bytes an op.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use pageheap_alloc::{Go64, ScavengePolicy};
 use pageheap_testkit::model::Model;
@@ -15,23 +17,8 @@ use pageheap_testkit::pagestrat::{decode_ops, fuzz_ops, geometry};
 use pageheap_testkit::replay::RealHeap;
 use pageheap_testkit::sim_os::SimOs;
 
-/// The simulated OS backs each reservation with a zeroed host allocation,
-/// hundreds of MiB for the summary levels. glibc raises its mmap threshold
-/// after the first large free, and from then on serves such blocks from the
-/// heap with a `memset`: most of an input's time. A fixed threshold keeps
-/// them lazily zeroed mappings.
-fn setup() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY:
-        // - mallopt only changes the allocator's tuning; it is called once,
-        //   before this process's first input.
-        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
-    });
-}
-
 fuzz_target!(|data: &[u8]| {
-    setup();
+    common::fixed_mmap_threshold();
     let Some((&first, rest)) = data.split_first() else {
         return;
     };

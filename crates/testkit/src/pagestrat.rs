@@ -164,6 +164,22 @@ pub enum Divergence {
     },
 }
 
+impl Divergence {
+    /// The same divergence, its op numbered `i` in the report.
+    fn at_op(self, i: usize) -> Self {
+        let at = |op: String| format!("op {i}: {op}");
+        match self {
+            Divergence::Result { op, model, real } => Divergence::Result {
+                op: at(op),
+                model,
+                real,
+            },
+            Divergence::State { op, what } => Divergence::State { op: at(op), what },
+            Divergence::Invariant { op, source } => Divergence::Invariant { op: at(op), source },
+        }
+    }
+}
+
 /// A request with its addresses resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Request {
@@ -338,6 +354,20 @@ pub fn apply_and_compare<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
     model: &mut Model,
     op: &PageOp,
 ) -> Result<(), Divergence> {
+    let req = step(real, model, op)?;
+    check::check(&real.alloc).map_err(|source| Divergence::Invariant {
+        op: format!("{op:?} as {req}"),
+        source,
+    })
+}
+
+/// Applies `op` to both heaps and compares results and state (not the
+/// invariants); returns the request it resolved to.
+fn step<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
+    real: &mut RealHeap<G, O>,
+    model: &mut Model,
+    op: &PageOp,
+) -> Result<Request, Divergence> {
     let req = resolve(model, op);
     let want = run(model, req);
     let got = run(real, req);
@@ -363,10 +393,7 @@ pub fn apply_and_compare<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
         op: op_text(),
         what,
     })?;
-    check::check(&real.alloc).map_err(|source| Divergence::Invariant {
-        op: op_text(),
-        source,
-    })
+    Ok(req)
 }
 
 /// Compares everything a caller can observe of the two heaps.
@@ -463,32 +490,10 @@ pub fn fuzz_ops<G: pageheap_alloc::Geometry, O: pageheap_arena::Os>(
     ops: &[PageOp],
 ) -> Result<(), Divergence> {
     for (i, op) in ops.iter().enumerate() {
-        let req = resolve(model, op);
-        let want = run(model, req);
-        let got = run(real, req);
-        let op_text = || format!("op {i}: {op:?} as {req}");
-        let same = match (&want, &got) {
-            (Ok(a), Ok(b)) => a == b,
-            (Err(_), Err(_)) => true,
-            _ => false,
-        };
-        if !same {
-            let show = |r: &Result<String, String>| match r {
-                Ok(s) | Err(s) => s.clone(),
-            };
-            return Err(Divergence::Result {
-                op: op_text(),
-                model: show(&want),
-                real: show(&got),
-            });
-        }
-        compare_state(real, model).map_err(|what| Divergence::State {
-            op: op_text(),
-            what,
-        })?;
+        let req = step(real, model, op).map_err(|d| d.at_op(i))?;
         if i % FUZZ_CHECK_EVERY == FUZZ_CHECK_EVERY - 1 || i + 1 == ops.len() {
             check::check(&real.alloc).map_err(|source| Divergence::Invariant {
-                op: op_text(),
+                op: format!("op {i}: {op:?} as {req}"),
                 source,
             })?;
         }
