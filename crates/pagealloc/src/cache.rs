@@ -12,7 +12,6 @@ use pageheap_arena::Os;
 
 use crate::bits::find_bit_range64;
 use crate::geometry::Geometry;
-use crate::summary::Summary;
 use crate::{max_off, to_addr, to_off, Allocation, Error, PageAlloc};
 
 /// Pages in a cache block.
@@ -105,30 +104,13 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     ///
     /// Only if the allocator's internal invariants are broken (a bug).
     pub fn alloc_to_cache(&mut self) -> PageCache {
-        let ci = self.search >> G::LOG_CHUNK_BYTES;
-        if ci >= self.end {
+        // The first free page: the cache takes its 64-page block.
+        let Some(a) = self.first_fit_hinted(1) else {
+            self.search = max_off::<G>();
             return PageCache::default();
-        }
-        let leaf = G::SUMMARY_LEVELS - 1;
-        let (ci, j) = if self.sum(leaf, ci) != Summary::FULL {
-            // Fast path: the search address's chunk has a free page, and it
-            // is the heap's first (every page below the search address is
-            // allocated).
-            let cpi = (self.search >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
-            let (j, _) = self.chunks.get(ci).alloc.find(1, cpi);
-            (ci, j.expect("bad summary data: leaf promised a free page"))
-        } else {
-            match self.find(1).0 {
-                Some(a) => (
-                    a >> G::LOG_CHUNK_BYTES,
-                    (a >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1),
-                ),
-                None => {
-                    self.search = max_off::<G>();
-                    return PageCache::default();
-                }
-            }
         };
+        let ci = a >> G::LOG_CHUNK_BYTES;
+        let j = (a >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
         let c = self.chunks.get_mut(ci);
         let free = !c.alloc.pages64(j);
         // Every scavenged bit of the block: those of its free pages, which

@@ -59,31 +59,7 @@ impl PageBits {
     /// is below 62 pages; those are measured for all eight words at once,
     /// bit-parallel and without data-dependent branches per word.
     pub fn summarize(&self) -> SumFields {
-        let words = &self.0;
-        // One pass over the words, written as selects rather than branches
-        // (which mispredict on mixed bitmaps). `run` is the free run
-        // reaching the end of the current word; over an all-free word it
-        // grows by 64 (`trailing_zeros` is then 64). Taking the maximum
-        // with every partial run too is harmless: a run's partial length
-        // never exceeds its final one, which is counted when it ends.
-        let mut start = CHUNK_PAGES;
-        let mut best = 0;
-        let mut run = 0;
-        for (k, &w) in words.iter().enumerate() {
-            let through = run + w.trailing_zeros() as usize;
-            best = best.max(through);
-            if w != 0 {
-                start = start.min(k * 64 + w.trailing_zeros() as usize);
-            }
-            run = if w == 0 {
-                through
-            } else {
-                w.leading_zeros() as usize
-            };
-        }
-        // An all-free chunk ends with start = max = end = 512.
-        let end = run;
-        let best = best.max(end);
+        let (start, best, end) = edge_runs(&self.0);
         // A run inside one word is bounded by allocated pages on both sides,
         // so it is at most 62 long.
         if best >= 62 {
@@ -95,7 +71,31 @@ impl PageBits {
         }
         SumFields {
             start,
-            max: best.max(widest_inner_gap_any(words)),
+            max: best.max(widest_inner_gap_any(&self.0)),
+            end,
+        }
+    }
+
+    /// [`PageBits::summarize`] with the runs inside words taken from
+    /// `gaps`, the chunk's gap cache, whose stale words are measured again
+    /// when they are needed (usually one or two: the words an operation
+    /// changed).
+    #[inline]
+    pub(crate) fn summarize_cached(&self, gaps: &mut GapCache) -> SumFields {
+        let (start, best, end) = edge_runs(&self.0);
+        if best >= 62 {
+            // No run inside a word can be longer (see `summarize`); the
+            // stale words stay stale.
+            return SumFields {
+                start,
+                max: best,
+                end,
+            };
+        }
+        gaps.refresh(self);
+        SumFields {
+            start,
+            max: best.max(gaps.widest()),
             end,
         }
     }
@@ -189,15 +189,28 @@ impl PageBits {
     /// If the range does not fit in the chunk.
     #[inline]
     pub fn summarize_after_alloc(&self, old: SumFields, i: usize, n: usize) -> SumFields {
+        self.summary_after_alloc(old, i, n)
+            .unwrap_or_else(|| self.summarize())
+    }
+
+    /// [`PageBits::summarize_after_alloc`], or `None` where the whole
+    /// bitmap needs summarizing (the run cut was the chunk's longest).
+    #[inline]
+    pub(crate) fn summary_after_alloc(
+        &self,
+        old: SumFields,
+        i: usize,
+        n: usize,
+    ) -> Option<SumFields> {
         let (a, b) = self.run_bounds(i, i + n);
         debug_assert!(
             (i..i + n).all(|p| self.get(p)),
             "summarize_after_alloc of free pages"
         );
         if b - a >= old.max {
-            return self.summarize();
+            return None;
         }
-        SumFields {
+        Some(SumFields {
             start: if a == 0 { i } else { old.start },
             max: old.max,
             end: if b == CHUNK_PAGES {
@@ -205,7 +218,7 @@ impl PageBits {
             } else {
                 old.end
             },
-        }
+        })
     }
 
     /// First fit: the lowest index of `npages` consecutive free pages,
@@ -294,6 +307,132 @@ impl PageBits {
     #[inline]
     pub fn alloc_pages64(&mut self, i: usize, mask: u64) {
         self.set_block64(i, mask);
+    }
+}
+
+/// One pass over the words: the free run at the chunk's start, the longest
+/// free run that touches a word boundary (or the chunk's ends), and the
+/// free run at the chunk's end. Every other free run lies inside one word.
+#[inline]
+fn edge_runs(words: &[u64; CHUNK_WORDS]) -> (usize, usize, usize) {
+    // Written as selects rather than branches (which mispredict on mixed
+    // bitmaps). `run` is the free run reaching the end of the current
+    // word; over an all-free word it grows by 64 (`trailing_zeros` is then
+    // 64). Taking the maximum with every partial run too is harmless: a
+    // run's partial length never exceeds its final one, which is counted
+    // when it ends.
+    let mut start = CHUNK_PAGES;
+    let mut best = 0;
+    let mut run = 0;
+    for (k, &w) in words.iter().enumerate() {
+        let through = run + w.trailing_zeros() as usize;
+        best = best.max(through);
+        if w != 0 {
+            start = start.min(k * 64 + w.trailing_zeros() as usize);
+        }
+        run = if w == 0 {
+            through
+        } else {
+            w.leading_zeros() as usize
+        };
+    }
+    // An all-free chunk ends with start = max = end = 512.
+    (start, best.max(run), run)
+}
+
+/// The longest run of zeros in `w` with a one on each side (0 if none).
+/// Runs of ones are lengthened by doubling shifts and then pinned down by
+/// a binary search, so the cost does not depend on the run's length.
+#[inline]
+fn inner_gap(w: u64) -> usize {
+    // Zero for w == 0 on both sides: such a word has no inner zeros.
+    let above_lowest_one = !(w ^ w.wrapping_sub(1));
+    let below_highest_one = u64::MAX.checked_shr(w.leading_zeros()).unwrap_or(0) >> 1;
+    let mut y = !w & above_lowest_one & below_highest_one;
+    if y == 0 {
+        return 0;
+    }
+    // `y` marks where a run of at least 2^top zeros starts; an inner run
+    // is at most 62 long.
+    let mut top = 0;
+    while top < 5 {
+        let next = y & (y >> (1 << top));
+        if next == 0 {
+            break;
+        }
+        y = next;
+        top += 1;
+    }
+    let mut len = 1 << top;
+    for j in (0..top).rev() {
+        let t = y & (y >> (1 << j));
+        if t != 0 {
+            y = t;
+            len += 1 << j;
+        }
+    }
+    len
+}
+
+/// Per word of a chunk's allocation bitmap, the longest free run inside
+/// the word (bounded by allocated pages on both sides), so that
+/// summarizing a chunk after a change measures only the words that
+/// changed. Byte `k` describes word `k`: bit 7 set means stale (to be
+/// measured again), otherwise the low bits hold the length (at most 62).
+/// All zero is right for a chunk whose words are each all free or all
+/// allocated, which is also what fresh (zeroed) metadata holds.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[repr(transparent)]
+pub(crate) struct GapCache(u64);
+
+impl GapCache {
+    const STALE: u64 = 0x8080_8080_8080_8080;
+
+    /// Marks the words that pages `[i, i + n)` touch as stale.
+    #[inline]
+    pub(crate) fn touch(&mut self, i: usize, n: usize) {
+        debug_assert!(n > 0 && i + n <= CHUNK_PAGES);
+        let (first, last) = (i / 64, (i + n - 1) / 64);
+        // Bytes first..=last.
+        let bytes = (u64::MAX >> (8 * (7 - last))) & (u64::MAX << (8 * first));
+        self.0 |= Self::STALE & bytes;
+    }
+
+    /// For a chunk made all free or all allocated.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.0 = 0;
+    }
+
+    /// Measures the stale words of `bits` again.
+    #[inline]
+    fn refresh(&mut self, bits: &PageBits) {
+        let mut stale = self.0 & Self::STALE;
+        while stale != 0 {
+            let k = stale.trailing_zeros() as usize / 8;
+            let g = inner_gap(bits.0[k]) as u64;
+            self.0 = (self.0 & !(0xff << (8 * k))) | (g << (8 * k));
+            stale &= stale - 1;
+        }
+    }
+
+    /// The longest run of all words (all fresh).
+    #[inline]
+    fn widest(self) -> usize {
+        debug_assert_eq!(self.0 & Self::STALE, 0);
+        let mut m = 0;
+        for k in 0..CHUNK_WORDS {
+            m = m.max((self.0 >> (8 * k)) & 0x7f);
+        }
+        m as usize
+    }
+
+    /// The cached length per word, `None` where stale; for the checker.
+    pub(crate) fn words(self) -> [Option<u8>; CHUNK_WORDS] {
+        core::array::from_fn(|k| {
+            let b = (self.0 >> (8 * k)) as u8;
+            (b & 0x80 == 0).then_some(b)
+        })
     }
 }
 

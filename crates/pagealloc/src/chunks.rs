@@ -8,15 +8,17 @@
 //! is dropped. A block is laid out as
 //!
 //! ```text
-//! +-------------------------------+-------------------+------------------+
-//! | ChunkData × 2^L2 (128 B each) | index: 2^L2 bits  | entries: 2^L2 u64|
-//! +-------------------------------+-------------------+------------------+
+//! +-------------------------------+-------------------+------------------+------------------+
+//! | ChunkData × 2^L2 (128 B each) | index: 2^L2 bits  | entries: 2^L2 u64| gaps: 2^L2 u64   |
+//! +-------------------------------+-------------------+------------------+------------------+
 //! ```
 //!
-//! so a chunk's bitmaps, its index bit and its index entry are found with
-//! the same two loads. The bit is the policy-neutral "may hold free,
-//! unscavenged pages" flag; the entry is a 64-bit word that only index
-//! policies with per-chunk counts (go127) use.
+//! so a chunk's bitmaps, its index bit, its index entry and its gap cache
+//! are found with the same two loads. The bit is the policy-neutral "may
+//! hold free, unscavenged pages" flag; the entry is a 64-bit word that only
+//! index policies with per-chunk counts (go127) use; the gap cache holds,
+//! per allocation-bitmap word, the longest free run inside the word (see
+//! [`crate::chunk::GapCache`]).
 //! Chunks inside a block that were never grown read as all free and
 //! unscavenged (committed memory is zero); the allocator never hands them
 //! out, because their summaries stay full (zero) and they lie outside the
@@ -27,7 +29,7 @@ use core::mem::size_of;
 
 use pageheap_arena::Os;
 
-use crate::chunk::ChunkData;
+use crate::chunk::{ChunkData, GapCache};
 use crate::geometry::Geometry;
 use crate::meta::{MetaBytes, Region};
 use crate::Error;
@@ -54,6 +56,8 @@ impl<G: Geometry> ChunkMap<G> {
     const MARKS_OFF: usize = Self::L2_ENTRIES * size_of::<ChunkData>();
     /// Byte offset of the index entries inside a block (8-aligned).
     const ENTRIES_OFF: usize = Self::MARKS_OFF + Self::L2_ENTRIES.div_ceil(64) * size_of::<u64>();
+    /// Byte offset of the gap caches inside a block (8-aligned).
+    const GAPS_OFF: usize = Self::ENTRIES_OFF + Self::L2_ENTRIES * size_of::<u64>();
 
     /// A map with no chunk; reserves and commits the first level.
     pub fn new<O: Os>(os: &O, acct: &mut MetaBytes) -> Result<Self, Error> {
@@ -67,8 +71,8 @@ impl<G: Geometry> ChunkMap<G> {
             acct.reserved -= l1.len;
             return Err(e);
         }
-        let entries = Self::L2_ENTRIES * size_of::<u64>();
-        let block_bytes = crate::meta::align_up(Self::ENTRIES_OFF + entries, os.page_size())
+        let gaps = Self::L2_ENTRIES * size_of::<GapCache>();
+        let block_bytes = crate::meta::align_up(Self::GAPS_OFF + gaps, os.page_size())
             .ok_or(Error::Config("chunk map block size overflows"))?;
         Ok(Self {
             l1,
@@ -172,6 +176,47 @@ impl<G: Geometry> ChunkMap<G> {
     #[inline]
     pub fn get(&self, ci: usize) -> &ChunkData {
         self.try_get(ci).expect("chunk map block missing")
+    }
+
+    /// Chunk `ci`'s bitmaps together with its gap cache, to bring the
+    /// cache up to date while reading the bitmaps.
+    ///
+    /// # Panics
+    ///
+    /// As for [`ChunkMap::get`].
+    #[inline]
+    pub fn with_gaps(&mut self, ci: usize) -> (&ChunkData, &mut GapCache) {
+        let b = self.block(ci);
+        assert!(b != 0, "chunk map block missing");
+        let i = ci & (Self::L2_ENTRIES - 1);
+        let c = core::ptr::with_exposed_provenance::<ChunkData>(b + i * size_of::<ChunkData>());
+        let g = core::ptr::with_exposed_provenance_mut::<GapCache>(
+            b + Self::GAPS_OFF + i * size_of::<GapCache>(),
+        );
+        // SAFETY:
+        // - Both lie in the committed block `b` (see `try_get`; the gap
+        //   caches start at `GAPS_OFF`, 8-aligned, and hold `L2_ENTRIES`
+        //   words within `block_bytes`), in disjoint parts of it, so the
+        //   shared and the unique reference do not overlap.
+        // - `GapCache` is a `u64` newtype: every bit pattern is valid.
+        // - Both borrow `self` mutably, so no other reference into the map
+        //   is live while they are.
+        unsafe { (&*c, &mut *g) }
+    }
+
+    /// Chunk `ci`'s gap cache, if its block exists.
+    #[inline]
+    pub fn try_gaps(&self, ci: usize) -> Option<GapCache> {
+        let b = self.block(ci);
+        if b == 0 {
+            return None;
+        }
+        let i = ci & (Self::L2_ENTRIES - 1);
+        let g = core::ptr::with_exposed_provenance::<GapCache>(
+            b + Self::GAPS_OFF + i * size_of::<GapCache>(),
+        );
+        // SAFETY: as in `with_gaps`; a plain read through `&self`.
+        Some(unsafe { g.read() })
     }
 
     /// Chunk `ci`'s bitmaps, mutably.

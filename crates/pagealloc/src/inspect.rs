@@ -25,7 +25,11 @@ use crate::{max_off, to_addr, to_off, PageAlloc};
 ///   that were never grown are [`Summary::FULL`] (zero);
 /// * the search address is [`Inspect::max_search_addr`] or in use, and
 ///   every page below it is allocated;
+/// * no run of `n` free pages starts below the `n`-page first-fit hint
+///   ([`Inspect::first_fit_hints`]);
 /// * scavenged pages are free;
+/// * each fresh entry of a chunk's gap cache ([`Inspect::gap_cache`]) is
+///   the longest free run inside its bitmap word;
 /// * the in-use ranges are exactly the grown chunks;
 /// * the committed summary memory of each level
 ///   ([`Inspect::mapped_summary_bytes`]) is exactly what the in-use ranges
@@ -47,6 +51,15 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
     /// allocated. [`Inspect::max_search_addr`] means "no page is free".
     pub fn search_addr(&self) -> usize {
         to_addr::<G>(self.pa.search)
+    }
+
+    /// The first-fit hints: entry `n - 1` is an offset (from the start of
+    /// the geometry's address space, not an address) at or below the lowest
+    /// offset where `n` free pages start, for every `n` up to the array's
+    /// length; they never decrease with the size. Values past the address
+    /// space mean "no run of that size fits".
+    pub fn first_fit_hints(&self) -> [usize; crate::hints::HINT_PAGES] {
+        self.pa.hint_bounds()
     }
 
     /// The "heap exhausted" search address: the highest address of the
@@ -225,6 +238,21 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
             return None;
         }
         self.pa.chunks.try_get(ci)
+    }
+
+    /// Grown chunk `ci`'s gap cache: per word of its allocation bitmap, the
+    /// longest run of free pages inside the word with an allocated page on
+    /// each side (0 if none), or `None` where the entry is stale (to be
+    /// measured at the next summary). The cache is not kept for a chunk
+    /// whose leaf summary says it is full or free: every entry is `None`
+    /// then. `None` if the chunk was never grown.
+    pub fn gap_cache(&self, ci: usize) -> Option<[Option<u8>; crate::bits::CHUNK_WORDS]> {
+        self.chunk(ci)?;
+        let leaf = self.pa.tree.get(G::SUMMARY_LEVELS - 1, ci);
+        if leaf == Summary::FULL || leaf == Summary::free_chunk::<G>() {
+            return Some([None; crate::bits::CHUNK_WORDS]);
+        }
+        self.pa.chunks.try_gaps(ci).map(|g| g.words())
     }
 
     /// Whether chunk `ci`'s scavenge index bit is set.

@@ -105,6 +105,7 @@ pub mod summary;
 mod cache;
 mod chunks;
 mod error;
+mod hints;
 mod inspect;
 mod inuse;
 mod meta;
@@ -260,6 +261,8 @@ pub struct PageAlloc<G: Geometry, O: Os> {
     /// and it lies in use or equals [`max_off`] ("exhausted"). Go calls this
     /// `searchAddr`.
     search: usize,
+    /// Per-size lower bounds of the first fit (see [`hints`]).
+    hints: hints::Hints,
     /// Lowest chunk index ever grown (meaningless while `end == 0`).
     start: usize,
     /// One past the highest chunk index ever grown; 0 before the first grow.
@@ -339,6 +342,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             chunks,
             in_use,
             search: max_off::<G>(),
+            hints: Default::default(),
             start: 0,
             end: 0,
             counters: Counters::default(),

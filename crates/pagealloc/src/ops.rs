@@ -108,6 +108,8 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         }
         self.end = self.end.max(ec);
         self.search = self.search.min(off);
+        // The remembered search range may now be part of a larger one.
+        self.hints_forget_range();
         for ci in sc..ec {
             let c = self.chunks.get_mut(ci);
             debug_assert_eq!(c.alloc.count_ones(), 0, "grown chunk was in use");
@@ -152,6 +154,10 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// scavenged pages)`.
     #[inline]
     fn alloc_pages(&mut self, npages: usize) -> Option<(usize, usize)> {
+        if npages <= crate::hints::HINT_PAGES {
+            let addr = self.first_fit_hinted(npages)?;
+            return Some((addr, self.alloc_range_unchecked(addr, npages)));
+        }
         let ci = self.search >> G::LOG_CHUNK_BYTES;
         if ci >= self.end {
             return None;
@@ -231,7 +237,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         }
         for (ci, i, n) in pieces::<G>(off, npages) {
             let c = self.chunks.get(ci);
-            if c.alloc.popcnt_range(i, n) != 0 {
+            if !c.alloc.none_set(i, n) {
                 let k = (i..i + n).find(|&k| c.alloc.get(k)).unwrap_or(i);
                 let page = (ci << G::LOG_CHUNK_BYTES) + (k << G::PAGE_SHIFT);
                 return Err(Error::AlreadyAllocated {
@@ -268,7 +274,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         for (ci, i, n) in pieces::<G>(off, npages) {
             let ok = match self.chunks.try_get(ci) {
                 Some(c) if n == 1 => c.alloc.get(i),
-                Some(c) => c.alloc.popcnt_range(i, n) == n,
+                Some(c) => c.alloc.all_set(i, n),
                 None => false,
             };
             if !ok {

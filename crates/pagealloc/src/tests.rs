@@ -11,5 +11,6 @@ mod alloc;
 mod cache;
 mod grow;
 mod harness;
+mod hints;
 mod scavenge;
 mod scavenge_go127;

@@ -381,30 +381,48 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         self.in_use.overlaps(lo << shift, last.saturating_add(1))
     }
 
-    /// The leaf summary of chunk `ci`, computed from its bitmap.
+    /// The leaf summary of chunk `ci`, computed from its bitmap after its
+    /// pages `[i, i + n)` changed in any way.
     #[inline]
-    pub(crate) fn chunk_summary(&self, ci: usize) -> Summary {
-        let f = self.chunks.get(ci).alloc.summarize();
+    fn chunk_summary(&mut self, ci: usize, old: Summary, i: usize, n: usize) -> Summary {
+        let (c, gaps) = self.chunks.with_gaps(ci);
+        if old == Summary::FULL || old == Summary::free_chunk::<G>() {
+            // As in `chunk_summary_after`.
+            gaps.clear();
+        }
+        gaps.touch(i, n);
+        let f = c.alloc.summarize_cached(gaps);
+        debug_assert_eq!(f, c.alloc.summarize(), "cached summary of chunk {ci}");
         Summary::pack::<G>(f.start, f.max, f.end)
     }
 
     /// The leaf summary of chunk `ci` after its pages `[i, i + n)` all
     /// changed the same way (allocated if `alloc`, else freed), from `old`,
-    /// the leaf before. Equal to [`PageAlloc::chunk_summary`], usually
-    /// without summarizing the whole bitmap.
+    /// the leaf before. Equal to a full summary, usually without
+    /// summarizing the whole bitmap.
     #[inline]
     fn chunk_summary_after(
-        &self,
+        &mut self,
         ci: usize,
         old: Summary,
         i: usize,
         n: usize,
         alloc: bool,
     ) -> Summary {
-        let bits = &self.chunks.get(ci).alloc;
+        let (c, gaps) = self.chunks.with_gaps(ci);
+        if old == Summary::FULL || old == Summary::free_chunk::<G>() {
+            // Every word was all allocated or all free: no inner runs,
+            // whatever the cache held (it is not kept for such chunks).
+            gaps.clear();
+        }
+        gaps.touch(i, n);
+        let bits = &c.alloc;
         let old = old.unpack::<G>();
         let f = if alloc {
-            bits.summarize_after_alloc(old, i, n)
+            match bits.summary_after_alloc(old, i, n) {
+                Some(f) => f,
+                None => bits.summarize_cached(gaps),
+            }
         } else {
             bits.summarize_after_free(old, i, n)
         };
@@ -424,12 +442,26 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         let sc = base >> G::LOG_CHUNK_BYTES;
         let ec = limit >> G::LOG_CHUNK_BYTES;
         let first = (base >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
+        if !alloc {
+            if contig {
+                let hi = if sc == ec {
+                    first + npages
+                } else {
+                    G::CHUNK_PAGES
+                };
+                self.hints_freed(sc, first, hi, true);
+            } else if sc == ec {
+                self.hints_freed(sc, first, first, false);
+            } else {
+                self.hints_reset();
+            }
+        }
         if sc == ec {
             let old = self.sum(leaf, sc);
             let s = if contig {
                 self.chunk_summary_after(sc, old, first, npages, alloc)
             } else {
-                self.chunk_summary(sc)
+                self.chunk_summary(sc, old, first, npages)
             };
             if old != s {
                 self.tree.set(leaf, sc, s);
@@ -447,6 +479,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                 Summary::free_chunk::<G>()
             };
             for ci in sc + 1..ec {
+                // The gap caches of these chunks go stale unseen: a gap
+                // cache is only read while the chunk's leaf says it is
+                // neither full nor free (see `chunk_summary_after`).
                 self.tree.set(leaf, ci, mid);
             }
             let last = (limit >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
@@ -455,7 +490,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             self.tree.set(leaf, ec, s);
         } else {
             for ci in sc..=ec {
-                let s = self.chunk_summary(ci);
+                let s = self.chunk_summary(ci, Summary::FULL, 0, G::CHUNK_PAGES);
                 self.tree.set(leaf, ci, s);
             }
         }
@@ -503,7 +538,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// `findMappedAddr`.
     #[inline]
     pub(crate) fn find_mapped(&self, off: usize) -> usize {
-        if self.in_use.contains_off(off) {
+        if self.hint_range_contains(off) || self.in_use.contains_off(off) {
             return off;
         }
         self.in_use
@@ -521,6 +556,13 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     ///
     /// If the summaries contradict each other or the bitmaps (a bug).
     pub(crate) fn find(&self, npages: usize) -> (Option<usize>, usize) {
+        self.find_from(npages, self.search)
+    }
+
+    /// [`PageAlloc::find`] from `from`, a lower bound of the first fit
+    /// instead of the search address. The candidate search address it
+    /// returns is only meaningful when `from` is the search address.
+    pub(crate) fn find_from(&self, npages: usize, from: usize) -> (Option<usize>, usize) {
         if self.end == 0 {
             return (None, crate::max_off::<G>());
         }
@@ -537,8 +579,9 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             let entries = 1usize << bits;
             i <<= bits;
 
-            // Entries of this block below the search address are full.
-            let search_idx = self.search >> shift;
+            // No fitting run starts in entries of this block below `from`
+            // (below the search address, they are full).
+            let search_idx = from >> shift;
             let j0 = if search_idx & !(entries - 1) == i {
                 search_idx & (entries - 1)
             } else {

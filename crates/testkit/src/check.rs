@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use pageheap_alloc::{Geometry, PageAlloc, ScavengePolicy, Summary};
+use pageheap_alloc::{ChunkData, Geometry, PageAlloc, ScavengePolicy, Summary};
 use pageheap_arena::{Os, PageState};
 
 /// A broken invariant.
@@ -63,6 +63,36 @@ pub enum CheckError {
         page: usize,
         /// The search address.
         search: usize,
+    },
+    /// A run of `pages` free pages starts below that size's first-fit hint.
+    #[error(
+        "{pages}-page first-fit hint {hint:#x} is above the first fit {first_fit:#x} (offsets)"
+    )]
+    FirstFitHint {
+        /// The request size.
+        pages: usize,
+        /// The hint, as an offset.
+        hint: usize,
+        /// The lowest offset where such a run starts.
+        first_fit: usize,
+    },
+    /// A fresh gap-cache entry differs from its bitmap word.
+    #[error("chunk {chunk:#x} word {word}: gap cache holds {cached}, the word's longest inner free run is {actual}")]
+    GapCache {
+        /// The chunk's base address.
+        chunk: usize,
+        /// The word.
+        word: usize,
+        /// The cached length.
+        cached: u8,
+        /// The measured length.
+        actual: usize,
+    },
+    /// The first-fit hint of `pages` pages is above the next size's.
+    #[error("{pages}-page first-fit hint is above the next size's")]
+    FirstFitHintOrder {
+        /// The request size.
+        pages: usize,
     },
     /// A page is both allocated and scavenged, and not a pad page.
     #[error("page {0:#x} is allocated but marked scavenged")]
@@ -221,8 +251,101 @@ pub fn check<G: Geometry, O: Os>(pa: &PageAlloc<G, O>) -> Result<(), CheckError>
         }
     }
 
+    check_first_fit_hints(pa, &chunks)?;
+    check_gap_caches(pa, &chunks)?;
     check_summaries(pa, &in_use)?;
     check_mapped_bytes(pa, &in_use)
+}
+
+/// Checks every fresh gap-cache entry against its bitmap word: the longest
+/// run of free pages with an allocated page on each side, counted bit by
+/// bit.
+fn check_gap_caches<G: Geometry, O: Os>(
+    pa: &PageAlloc<G, O>,
+    chunks: &[(usize, &ChunkData)],
+) -> Result<(), CheckError> {
+    let view = pa.inspect();
+    for &(ci, c) in chunks {
+        let cache = view
+            .gap_cache(ci)
+            .ok_or(CheckError::MissingChunk(to_addr::<G>(ci * G::CHUNK_BYTES)))?;
+        for (k, (&w, cached)) in c.alloc.0.iter().zip(cache).enumerate() {
+            let Some(cached) = cached else { continue };
+            // Runs of zeros that end at a one and started after a one.
+            let (mut best, mut run, mut seen_one) = (0, 0, false);
+            for b in 0..64 {
+                if w >> b & 1 == 1 {
+                    if seen_one {
+                        best = best.max(run);
+                    }
+                    seen_one = true;
+                    run = 0;
+                } else {
+                    run += 1;
+                }
+            }
+            if usize::from(cached) != best {
+                return Err(CheckError::GapCache {
+                    chunk: to_addr::<G>(ci * G::CHUNK_BYTES),
+                    word: k,
+                    cached,
+                    actual: best,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that no run of `n` free pages starts below the allocator's
+/// `n`-page first-fit hint, from the free runs of the grown chunks (in
+/// address order; a run only continues across chunks that are adjacent).
+fn check_first_fit_hints<G: Geometry, O: Os>(
+    pa: &PageAlloc<G, O>,
+    chunks: &[(usize, &ChunkData)],
+) -> Result<(), CheckError> {
+    let hints = pa.inspect().first_fit_hints();
+    // first[n - 1]: the lowest offset where n free pages start.
+    let mut first = vec![usize::MAX; hints.len()];
+    let mut run: Option<(usize, usize)> = None; // (start offset, pages)
+    let mut prev_chunk = None;
+    let mut close = |run: &mut Option<(usize, usize)>| {
+        if let Some((s, len)) = run.take() {
+            for f in &mut first[..len.min(hints.len())] {
+                *f = (*f).min(s);
+            }
+        }
+    };
+    for &(ci, c) in chunks {
+        if prev_chunk.is_some_and(|p| p + 1 != ci) {
+            close(&mut run);
+        }
+        prev_chunk = Some(ci);
+        for p in 0..G::CHUNK_PAGES {
+            if bit(&c.alloc.0, p) {
+                close(&mut run);
+            } else {
+                let off = ci * G::CHUNK_BYTES + p * G::PAGE_BYTES;
+                let r = run.get_or_insert((off, 0));
+                r.1 += 1;
+            }
+        }
+    }
+    close(&mut run);
+    // The hints never decrease with the size (their updates rely on it).
+    if let Some(k) = hints.windows(2).position(|w| w[0] > w[1]) {
+        return Err(CheckError::FirstFitHintOrder { pages: k + 1 });
+    }
+    for (k, (&hint, &f)) in hints.iter().zip(&first).enumerate() {
+        if f != usize::MAX && hint > f {
+            return Err(CheckError::FirstFitHint {
+                pages: k + 1,
+                hint,
+                first_fit: f,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that every page of each level's summary reservation is mapped

@@ -327,6 +327,14 @@ proptest! {
         let b = PageBits(words);
         let bools = to_bools(&b);
         prop_assert_eq!(b.popcnt_range(i, n), bools[i..i + n].iter().filter(|&&x| x).count());
+        prop_assert_eq!(b.count_ones(), bools.iter().filter(|&&x| x).count());
+        prop_assert_eq!(b.all_set(i, n), bools[i..i + n].iter().all(|&x| x));
+        prop_assert_eq!(b.none_set(i, n), bools[i..i + n].iter().all(|&x| !x));
+        let (mut s, mut c) = (b, b);
+        // Ranges just set or cleared answer all_set / none_set.
+        s.set_range(i, n);
+        c.clear_range(i, n);
+        prop_assert!(s.all_set(i, n) && c.none_set(i, n));
         let (mut s, mut c) = (b, b);
         s.set_range(i, n);
         c.clear_range(i, n);

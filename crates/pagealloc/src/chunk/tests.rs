@@ -504,10 +504,73 @@ fn npages() -> impl Strategy<Value = usize> {
     prop_oneof![1..=8usize, 1..=64usize, 1..=P + 1]
 }
 
+/// The longest run of zeros in `w` with a one on each side, bit by bit.
+fn inner_gap_slow(w: u64) -> usize {
+    let ones: Vec<usize> = (0..64).filter(|&b| w >> b & 1 == 1).collect();
+    ones.windows(2).map(|p| p[1] - p[0] - 1).max().unwrap_or(0)
+}
+
+#[test]
+fn inner_gap_cases() {
+    for (w, want) in [
+        (0u64, 0),
+        (u64::MAX, 0),
+        (1, 0),
+        (1 << 63, 0),
+        ((1 << 63) | 1, 62),
+        (0b1001, 2),
+        (0b1010_0001, 4),
+        (!0b0111_1110u64, 6),
+        (0x8000_0001_0000_0001, 31),
+    ] {
+        assert_eq!(inner_gap(w), want, "{w:#x}");
+        assert_eq!(inner_gap_slow(w), want, "{w:#x}");
+    }
+}
+
 proptest! {
     #[test]
     fn prop_summarize(b in bitmap()) {
         prop_assert_eq!(b.summarize(), summarize_slow(&b));
+    }
+
+    #[test]
+    fn prop_inner_gap(w in any::<u64>(), sparse in any::<u64>()) {
+        // Sparse words too: long gaps are rare among uniform words.
+        prop_assert_eq!(inner_gap(w), inner_gap_slow(w));
+        let s = w & sparse & (sparse >> 7);
+        prop_assert_eq!(inner_gap(s), inner_gap_slow(s));
+    }
+
+    /// The gap cache, kept up to date by touching what changes, gives the
+    /// full summary after any sequence of range changes.
+    #[test]
+    fn prop_summarize_cached(
+        start in bitmap(),
+        changes in proptest::collection::vec((0..P, 1..=P, any::<bool>()), 1..24),
+    ) {
+        let mut b = start;
+        let mut gaps = GapCache::default();
+        gaps.touch(0, P);
+        prop_assert_eq!(b.summarize_cached(&mut gaps), summarize_slow(&b));
+        for (i, n, set) in changes {
+            let n = n.min(P - i);
+            for p in i..i + n {
+                if set {
+                    b.0[p / 64] |= 1 << (p % 64);
+                } else {
+                    b.0[p / 64] &= !(1 << (p % 64));
+                }
+            }
+            gaps.touch(i, n);
+            prop_assert_eq!(b.summarize_cached(&mut gaps), summarize_slow(&b));
+            // Fresh entries hold each word's inner gap.
+            for (k, g) in gaps.words().iter().enumerate() {
+                if let Some(g) = g {
+                    prop_assert_eq!(usize::from(*g), inner_gap_slow(b.0[k]));
+                }
+            }
+        }
     }
 
     #[test]

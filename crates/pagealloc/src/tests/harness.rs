@@ -246,6 +246,49 @@ pub fn verify<G: Geometry>(pa: &PageAlloc<G, SimOs>) {
         }
     }
 
+    // First-fit hints: no run of n free pages starts below hint n, and the
+    // hints never decrease with n.
+    let hints = ins.first_fit_hints();
+    assert!(hints.windows(2).all(|w| w[0] <= w[1]), "hints out of order");
+    let mut run: Option<(usize, usize)> = None;
+    let mut prev = None;
+    let check_run = |run: Option<(usize, usize)>| {
+        if let Some((start, len)) = run {
+            for (k, &h) in hints.iter().enumerate().take(len) {
+                assert!(
+                    h <= start,
+                    "{}-page hint {h:#x} above a run at {start:#x}",
+                    k + 1
+                );
+            }
+        }
+    };
+    for ci in ins.chunk_indices() {
+        if prev.is_some_and(|p| p + 1 != ci) {
+            check_run(run.take());
+        }
+        prev = Some(ci);
+        let c = ins.chunk(ci).unwrap();
+        for p in 0..P {
+            if c.alloc.get(p) {
+                check_run(run.take());
+            } else {
+                run.get_or_insert(((ci << G::LOG_CHUNK_BYTES) + p * G::PAGE_BYTES, 0))
+                    .1 += 1;
+            }
+        }
+        // Fresh gap-cache entries: each word's longest inner free run.
+        for (w, g) in ins.gap_cache(ci).unwrap().iter().enumerate() {
+            if let Some(g) = g {
+                let word = c.alloc.0[w];
+                let ones: Vec<usize> = (0..64).filter(|b| word >> b & 1 == 1).collect();
+                let want = ones.windows(2).map(|p| p[1] - p[0] - 1).max().unwrap_or(0);
+                assert_eq!(usize::from(*g), want, "chunk {ci:#x} word {w} gap cache");
+            }
+        }
+    }
+    check_run(run);
+
     let page = os.page_size();
     let mut summary_bytes = 0;
     for l in 0..G::SUMMARY_LEVELS {

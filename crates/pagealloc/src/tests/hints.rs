@@ -1,0 +1,122 @@
+//! The first-fit hints: every way pages become free must lower them, so
+//! that an allocation still lands on the lowest fitting run. Each scenario
+//! moves the hints up first (allocations past a hole) and then frees pages
+//! below them in one of the ways the allocator knows, with the expected
+//! placements worked out by hand from the bitmaps.
+
+use super::harness::{build, for_geometries, page, verify, P};
+use crate::Geometry;
+
+/// Allocates `n` pages and checks the address, then the invariants
+/// (including the hints').
+fn alloc_at<G: Geometry>(
+    pa: &mut crate::PageAlloc<G, pageheap_arena::sim::SimOs>,
+    n: usize,
+    want: Option<(usize, usize)>,
+) {
+    let got = pa.alloc(n).expect("valid request").map(|a| a.base);
+    assert_eq!(got, want.map(|(c, p)| page::<G>(c, p)), "alloc({n})");
+    verify(pa);
+}
+
+/// Holes of 1, 3 and 8 pages at 10, 20 and 40; everything else allocated.
+const HOLES: &[(usize, usize)] = &[(0, 10), (11, 9), (23, 17), (48, P - 48)];
+
+fn free_lowers_hints<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, HOLES)], &[]);
+    // 3 pages: the hole at 20; then 3 pages again: the 8-page hole at 40,
+    // which raises the 3-page hint past 43.
+    alloc_at(&mut pa, 3, Some((0, 20)));
+    alloc_at(&mut pa, 3, Some((0, 40)));
+    // Freeing pages 8 and 9 joins them to the hole at 10: a 3-page run at
+    // 8, below every hint but the one-page one.
+    pa.free(page::<G>(0, 8), 2).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, 3, Some((0, 8)));
+    // 2 pages: none left below 43 (pages 11.. are allocated).
+    alloc_at(&mut pa, 2, Some((0, 43)));
+}
+
+fn free_at_chunk_start_joins_the_chunk_below<G: Geometry>() {
+    // Chunk 0 ends with 2 free pages, chunk 1 starts allocated, and a 4-page
+    // hole sits at page 100 of chunk 1.
+    let mut pa = build::<G>(&[(0, &[(0, P - 2)]), (1, &[(0, 100), (104, P - 104)])], &[]);
+    alloc_at(&mut pa, 4, Some((1, 100)));
+    // Freeing chunk 1's first 2 pages makes a 4-page run from page 510 of
+    // chunk 0: the hint must drop below the chunk the free was in.
+    pa.free(page::<G>(1, 0), 2).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, 4, Some((0, P - 2)));
+}
+
+fn flush_lowers_hints<G: Geometry>() {
+    // Chunk 0 all free: the cache takes pages 0..64.
+    let mut pa = build::<G>(&[(0, &[])], &[]);
+    let mut cache = pa.alloc_to_cache();
+    // Take pages 0..2 from the cache; the allocator's next 2-page fit is 64.
+    for taken in 0..2 {
+        let a = cache.alloc(1).expect("cache has pages");
+        assert_eq!(a.base, page::<G>(0, taken));
+    }
+    alloc_at(&mut pa, 2, Some((0, 64)));
+    alloc_at(&mut pa, 8, Some((0, 66)));
+    // Flushing gives pages 2..64 back: the lowest 8-page run starts at 2.
+    pa.flush_cache(&mut cache).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, 8, Some((0, 2)));
+    alloc_at(&mut pa, 1, Some((0, 10)));
+}
+
+fn failure_then_free<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, HOLES)], &[]);
+    // No 9-page run: that size and every larger one read "none".
+    alloc_at(&mut pa, 9, None);
+    alloc_at(&mut pa, 20, None);
+    // Freeing 48..60 joins the 8-page hole at 40..48: a 20-page run at 40.
+    pa.free(page::<G>(0, 48), 12).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, 9, Some((0, 40)));
+    alloc_at(&mut pa, 11, Some((0, 49)));
+    alloc_at(&mut pa, 1, Some((0, 10)));
+}
+
+fn hint_beyond_a_gap<G: Geometry>() {
+    // Two in-use ranges three chunks apart; the first is full after one
+    // allocation, so the hint moves into the gap and the search must pick
+    // up in the next range.
+    let mut pa = build::<G>(&[(0, &[(0, P - 4)]), (4, &[(0, 7)])], &[]);
+    alloc_at(&mut pa, 4, Some((0, P - 4)));
+    alloc_at(&mut pa, 4, Some((4, 7)));
+    alloc_at(&mut pa, 4, Some((4, 11)));
+    // A free in the first range brings the search back.
+    pa.free(page::<G>(0, P - 4), 4).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, 2, Some((0, P - 4)));
+    alloc_at(&mut pa, 4, Some((4, 15)));
+    alloc_at(&mut pa, 2, Some((0, P - 2)));
+}
+
+#[test]
+fn free_lowers_hints_test() {
+    for_geometries!(free_lowers_hints);
+}
+
+#[test]
+fn free_at_chunk_start_test() {
+    for_geometries!(free_at_chunk_start_joins_the_chunk_below);
+}
+
+#[test]
+fn flush_lowers_hints_test() {
+    for_geometries!(flush_lowers_hints);
+}
+
+#[test]
+fn failure_then_free_test() {
+    for_geometries!(failure_then_free);
+}
+
+#[test]
+fn hint_beyond_a_gap_test() {
+    for_geometries!(hint_beyond_a_gap);
+}
