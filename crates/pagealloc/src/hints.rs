@@ -123,11 +123,6 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         };
         match found {
             Some(a) => {
-                debug_assert_eq!(
-                    Some(a),
-                    self.find_from(n, self.search).0,
-                    "hinted first fit differs from the tree search"
-                );
                 self.hints.raise(n, a.saturating_add(n << G::PAGE_SHIFT));
                 if n == 1 || a == self.search {
                     // The first free page is `a` (a one-page first fit is
@@ -137,7 +132,6 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                 }
             }
             None => {
-                debug_assert_eq!(None, self.find_from(n, self.search).0);
                 self.hints.raise(n, usize::MAX);
             }
         }

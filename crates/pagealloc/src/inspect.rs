@@ -134,6 +134,12 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
     /// Summary `i` of level `l`, or `None` if it is not committed (or at or
     /// above the level's length).
     ///
+    /// The allocator may defer bringing the ancestors of a few recently
+    /// changed leaves up to date until its next search from the root; this
+    /// reads every summary as that would leave it (the ancestors of such
+    /// leaves merged from their children), so the view is the same whether
+    /// or not anything is deferred.
+    ///
     /// # Panics
     ///
     /// If `l` is not a level.
@@ -141,7 +147,31 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
         if i >= self.level_len(l) {
             return None;
         }
+        self.summary_mapped(l, i)
+            .then(|| self.pa.settled_summary(l, i))
+    }
+
+    /// Summary `i` of level `l` as stored, deferred ancestors as they are
+    /// (see [`Inspect::summary`] and [`Inspect::pending_leaves`]); `None`
+    /// if it is not committed (or at or above the level's length).
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not a level.
+    pub fn stored_summary(&self, l: usize, i: usize) -> Option<Summary> {
+        if i >= self.level_len(l) {
+            return None;
+        }
         self.summary_mapped(l, i).then(|| self.pa.tree.get(l, i))
+    }
+
+    /// The leaves whose ancestors are not brought up to date yet, as
+    /// `(chunk index, the leaf's value its parent was merged from)`. Every
+    /// stored summary above the leaves is the merge of its children's
+    /// stored values, with these leaves taken at the value given here:
+    /// what an invariant checker verifies.
+    pub fn pending_leaves(&self) -> impl Iterator<Item = (usize, Summary)> + 'a {
+        self.pa.pending_leaves()
     }
 
     /// The summaries `range` of level `l`, each `None` where not committed
@@ -152,6 +182,27 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
         l: usize,
         range: Range<usize>,
     ) -> impl Iterator<Item = Option<Summary>> + '_ {
+        self.summaries_with(l, range, move |i| self.pa.settled_summary(l, i))
+    }
+
+    /// [`Inspect::summaries`] as stored (see [`Inspect::stored_summary`]).
+    pub fn stored_summaries(
+        &self,
+        l: usize,
+        range: Range<usize>,
+    ) -> impl Iterator<Item = Option<Summary>> + '_ {
+        self.summaries_with(l, range, move |i| self.pa.tree.get(l, i))
+    }
+
+    /// The summaries `range` of level `l`, read with `read` where
+    /// committed.
+    fn summaries_with(
+        &self,
+        l: usize,
+        range: Range<usize>,
+        read: impl Fn(usize) -> Summary + 'a,
+    ) -> impl Iterator<Item = Option<Summary>> + 'a {
+        let this = Inspect { pa: self.pa };
         let per_page = (self.pa.os.page_size() / core::mem::size_of::<Summary>()).max(1);
         let len = self.level_len(l);
         let mut page = (usize::MAX, false);
@@ -160,9 +211,9 @@ impl<'a, G: Geometry, O: Os> Inspect<'a, G, O> {
                 return None;
             }
             if page.0 != i / per_page {
-                page = (i / per_page, self.summary_mapped(l, i));
+                page = (i / per_page, this.summary_mapped(l, i));
             }
-            page.1.then(|| self.pa.tree.get(l, i))
+            page.1.then(|| read(i))
         })
     }
 

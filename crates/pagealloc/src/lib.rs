@@ -263,6 +263,8 @@ pub struct PageAlloc<G: Geometry, O: Os> {
     search: usize,
     /// Per-size lower bounds of the first fit (see [`hints`]).
     hints: hints::Hints,
+    /// Leaves whose ancestors are not up to date yet.
+    pending: tree::Pending,
     /// Lowest chunk index ever grown (meaningless while `end == 0`).
     start: usize,
     /// One past the highest chunk index ever grown; 0 before the first grow.
@@ -343,6 +345,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             in_use,
             search: max_off::<G>(),
             hints: Default::default(),
+            pending: Default::default(),
             start: 0,
             end: 0,
             counters: Counters::default(),

@@ -345,7 +345,127 @@ impl Window {
     }
 }
 
+/// How many leaves may wait for their ancestors to be brought up to date.
+const PENDING: usize = 16;
+
+/// Leaves whose ancestors have not been brought up to date since they
+/// changed, each with the value its parent last saw. Allocations and frees
+/// often change the same few chunks over and over; deferring their climbs
+/// to the next search from the root (or to a full list) does each climb
+/// once for all of those changes.
+///
+/// Everything above the leaves is exact except the ancestors of these
+/// leaves; [`PageAlloc::settle`] makes those exact too. A climb from a
+/// leaf needs only the value its parent last saw: the tests that let a
+/// climb stop early stay true when several children changed (each
+/// child's change leaves the parent's value alone on its own, and the
+/// parent's fields are maxima and sums over separate children).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pending {
+    n: usize,
+    ci: [usize; PENDING],
+    old: [Summary; PENDING],
+}
+
 impl<G: Geometry, O: Os> PageAlloc<G, O> {
+    /// Brings the ancestors of every pending leaf up to date.
+    #[inline]
+    pub(crate) fn settle(&mut self) {
+        if self.pending.n != 0 {
+            self.settle_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn settle_slow(&mut self) {
+        let leaf = G::SUMMARY_LEVELS - 1;
+        let p = core::mem::take(&mut self.pending);
+        for k in 0..p.n {
+            let (ci, old) = (p.ci[k], p.old[k]);
+            let new = self.sum(leaf, ci);
+            if new != old {
+                self.climb(ci, old, new);
+            }
+        }
+        #[cfg(debug_assertions)]
+        for &ci in &p.ci[..p.n] {
+            // Every ancestor of a settled leaf is the merge of its children.
+            let mut i = ci;
+            for l in (0..leaf).rev() {
+                let pi = i >> G::SUMMARY_LEVEL_BITS;
+                let want =
+                    Summary::merge_block::<G>(self.sum_children(l, pi), G::level_log_pages(l + 1));
+                debug_assert_eq!(
+                    self.sum(l, pi),
+                    want,
+                    "level {l} summary {pi} after settling"
+                );
+                i = pi;
+            }
+        }
+    }
+
+    /// Records that leaf `ci`, now `old` and consistent with its parent
+    /// unless already pending, is about to change, and that its ancestors
+    /// wait for [`PageAlloc::settle`]. Called before the leaf is written:
+    /// settling a full list merges parents from the current leaves, and
+    /// `old` must still be what this leaf's parent then sees.
+    #[inline]
+    fn defer_climb(&mut self, ci: usize, old: Summary) {
+        let p = &self.pending;
+        if p.ci[..p.n].contains(&ci) {
+            // Already waiting, with the value its parent saw.
+            return;
+        }
+        if p.n == PENDING {
+            self.settle_slow();
+        }
+        let p = &mut self.pending;
+        p.ci[p.n] = ci;
+        p.old[p.n] = old;
+        p.n += 1;
+    }
+
+    /// The pending leaves with the values their parents were merged from.
+    pub(crate) fn pending_leaves(&self) -> impl Iterator<Item = (usize, Summary)> + '_ {
+        let p = &self.pending;
+        p.ci[..p.n]
+            .iter()
+            .copied()
+            .zip(p.old[..p.n].iter().copied())
+    }
+
+    /// The indices at level `l` (above the leaves) of the ancestors of
+    /// the pending leaves; nothing at the leaf level.
+    pub(crate) fn pending_indices(&self, l: usize) -> impl Iterator<Item = usize> + '_ {
+        let p = &self.pending;
+        let n = if l + 1 < G::SUMMARY_LEVELS { p.n } else { 0 };
+        p.ci[..n]
+            .iter()
+            .map(move |&ci| (ci << G::LOG_CHUNK_BYTES) >> G::level_shift(l))
+    }
+
+    /// Whether summary `i` of level `l` (above the leaves) waits for
+    /// [`PageAlloc::settle`]: it is an ancestor of a pending leaf.
+    pub(crate) fn summary_pending(&self, l: usize, i: usize) -> bool {
+        self.pending_indices(l).any(|k| k == i)
+    }
+
+    /// Summary `i` of level `l` as [`PageAlloc::settle`] would leave it:
+    /// the stored value, or for an ancestor of a pending leaf the merge of
+    /// its children's settled values. For the inspector.
+    pub(crate) fn settled_summary(&self, l: usize, i: usize) -> Summary {
+        if !self.summary_pending(l, i) {
+            return self.tree.get(l, i);
+        }
+        let bits = G::level_bits(l + 1);
+        let mut kids = [Summary::FULL; 8];
+        for (k, kid) in kids.iter_mut().enumerate().take(1 << bits) {
+            *kid = self.settled_summary(l + 1, (i << bits) + k);
+        }
+        Summary::merge::<G>(&kids[..1 << bits], G::level_log_pages(l + 1))
+    }
+
     /// Summary `i` of level `l`. Debug builds check the in-use invariant the
     /// raw access relies on: the summary's sibling block covers in-use
     /// memory, so it is committed.
@@ -464,11 +584,16 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
                 self.chunk_summary(sc, old, first, npages)
             };
             if old != s {
+                // Deferred before the leaf changes: a full list is settled
+                // first, while the parent still sees `old`.
+                self.defer_climb(sc, old);
                 self.tree.set(leaf, sc, s);
-                self.climb(sc, old, s);
             }
             return;
         }
+        // The levels above are merged from their children below: bring
+        // them up to date first.
+        self.settle();
         if contig {
             let old = self.sum(leaf, sc);
             let s = self.chunk_summary_after(sc, old, first, G::CHUNK_PAGES - first, alloc);
@@ -555,14 +680,15 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// # Panics
     ///
     /// If the summaries contradict each other or the bitmaps (a bug).
-    pub(crate) fn find(&self, npages: usize) -> (Option<usize>, usize) {
+    pub(crate) fn find(&mut self, npages: usize) -> (Option<usize>, usize) {
         self.find_from(npages, self.search)
     }
 
     /// [`PageAlloc::find`] from `from`, a lower bound of the first fit
     /// instead of the search address. The candidate search address it
     /// returns is only meaningful when `from` is the search address.
-    pub(crate) fn find_from(&self, npages: usize, from: usize) -> (Option<usize>, usize) {
+    pub(crate) fn find_from(&mut self, npages: usize, from: usize) -> (Option<usize>, usize) {
+        self.settle();
         if self.end == 0 {
             return (None, crate::max_off::<G>());
         }

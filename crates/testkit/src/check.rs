@@ -539,7 +539,10 @@ fn check_summary_range<G: Geometry, O: Os>(
 ) -> Result<(), CheckError> {
     let view = pa.inspect();
     let leaf = G::SUMMARY_LEVELS - 1;
-    for (i, stored) in range.clone().zip(view.summaries(level, range)) {
+    // Leaves whose ancestors are deferred: their parents were merged from
+    // the value recorded with them.
+    let pending: Vec<(usize, Summary)> = view.pending_leaves().collect();
+    for (i, stored) in range.clone().zip(view.stored_summaries(level, range)) {
         let stored = stored
             .map(|s| fields::<G>(s))
             .ok_or(CheckError::Unmapped { level, index: i })?;
@@ -551,9 +554,15 @@ fn check_summary_range<G: Geometry, O: Os>(
                 .ok_or(CheckError::MissingChunk(to_addr::<G>(i * G::CHUNK_BYTES)))?;
             summarize(&c.alloc.0, G::CHUNK_PAGES)
         } else {
-            let children = view
-                .summaries(level + 1, i * n..(i + 1) * n)
-                .zip(i * n..)
+            let children = (i * n..(i + 1) * n)
+                .map(|c| {
+                    let seen = pending.iter().find(|p| level + 1 == leaf && p.0 == c);
+                    (
+                        seen.map(|p| p.1)
+                            .or_else(|| view.stored_summary(level + 1, c)),
+                        c,
+                    )
+                })
                 .map(|(s, c)| {
                     s.map(|s| fields::<G>(s)).ok_or(CheckError::Unmapped {
                         level: level + 1,

@@ -53,6 +53,41 @@ proptest! {
     }
 }
 
+/// Forty-eight chunks grown, then only small requests and frees spread over
+/// them: the searches stay near their hints and few go back to the root,
+/// so many leaves wait at once for their ancestors to be brought up to
+/// date (the allocator defers that to a search from the root or to a full
+/// list of such leaves), and the checker verifies the stored summaries
+/// after every step.
+fn many_chunks_small_ops() -> impl Strategy<Value = Vec<PageOp>> {
+    let op = prop_oneof![
+        6 => (1u16..=16).prop_map(|npages| PageOp::Alloc { npages }),
+        1 => (17u16..=64).prop_map(|npages| PageOp::Alloc { npages }),
+        7 => (any::<u32>(), 1u16..=8).prop_map(|(pick, len)| PageOp::Free { pick, len }),
+        1 => Just(PageOp::TakeCache),
+        1 => (1u8..8).prop_map(|npages| PageOp::CacheAlloc { npages }),
+        1 => Just(PageOp::Flush),
+    ];
+    prop::collection::vec(op, 200..800).prop_map(|ops| {
+        // Three groups of sixteen adjacent chunks (see `slot_chunk`).
+        let mut all: Vec<PageOp> = (0..48)
+            .map(|slot| PageOp::Grow { slot, count: 0 })
+            .collect();
+        // Fill most of them first so that the frees fragment every chunk.
+        all.extend((0..350).map(|_| PageOp::Alloc { npages: 64 }));
+        all.extend(ops);
+        all
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #[test]
+    fn deferred_summaries_over_many_chunks(ops in many_chunks_small_ops()) {
+        check_ops(&ops, ScavengePolicy::Go127)?;
+    }
+}
+
 /// One buffer OS for every case of the proptest below: 1 GiB of memory
 /// the process never touches beyond the metadata an allocator commits
 /// (enough for the whole of `Go64`'s reserved summary address space).
