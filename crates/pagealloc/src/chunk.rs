@@ -162,12 +162,24 @@ impl PageBits {
     /// If the range does not fit in the chunk.
     #[inline]
     pub fn summarize_after_free(&self, old: SumFields, i: usize, n: usize) -> SumFields {
+        self.summary_after_free(old, i, n).0
+    }
+
+    /// [`PageBits::summarize_after_free`], with the bounds `(a, b)` of the
+    /// free run the pages now belong to ([`PageBits::run_bounds`]).
+    #[inline]
+    pub(crate) fn summary_after_free(
+        &self,
+        old: SumFields,
+        i: usize,
+        n: usize,
+    ) -> (SumFields, usize, usize) {
         let (a, b) = self.run_bounds(i, i + n);
         debug_assert!(
             (i..i + n).all(|p| !self.get(p)),
             "summarize_after_free of allocated pages"
         );
-        SumFields {
+        let f = SumFields {
             start: if a == 0 { b } else { old.start },
             max: old.max.max(b - a),
             end: if b == CHUNK_PAGES {
@@ -175,7 +187,8 @@ impl PageBits {
             } else {
                 old.end
             },
-        }
+        };
+        (f, a, b)
     }
 
     /// The summary after the free pages `[i, i + n)` were allocated, given
@@ -242,6 +255,9 @@ impl PageBits {
             let i = self.find1(first_word);
             return (i, i.unwrap_or(CHUNK_PAGES));
         }
+        if npages <= 64 {
+            return self.find_small(npages, first_word);
+        }
         let words = self.0.get(first_word..).unwrap_or(&[]);
         let mut new_search = None;
         let mut run_start = 0; // first page of the free run reaching the current word
@@ -279,12 +295,38 @@ impl PageBits {
         (None, new_search.unwrap_or(CHUNK_PAGES))
     }
 
-    /// The first free page at or after word `first_word`.
+    /// The first free page at or after word `first_word`. The words are
+    /// all compared at once (no loop exit that depends on the data).
     #[inline]
     fn find1(&self, first_word: usize) -> Option<usize> {
-        let words = self.0.get(first_word..)?;
-        let k = words.iter().position(|&w| w != u64::MAX)?;
-        Some((first_word + k) * 64 + (!words[k]).trailing_zeros() as usize)
+        first_set(&self.0.map(|w| !w), first_word)
+    }
+
+    /// [`PageBits::find`] for 2 to 64 pages, over the whole chunk at once:
+    /// the free bits, as one 512-bit number, are ANDed with themselves
+    /// shifted down until a bit survives only where `npages` free pages
+    /// start (as in [`find_bit_range64`], doubling the shift while no two
+    /// runs can merge), with no branch that depends on the bitmap.
+    #[inline]
+    fn find_small(&self, npages: usize, first_word: usize) -> (Option<usize>, usize) {
+        debug_assert!((2..=64).contains(&npages));
+        let free = self.0.map(|w| !w);
+        let mut c = free;
+        let mut left = npages - 1;
+        let mut gap = 1;
+        while left > 0 {
+            let s = left.min(gap) as u32; // 1..=32
+            let mut next = [0u64; CHUNK_WORDS];
+            for k in 0..CHUNK_WORDS {
+                let above = if k + 1 < CHUNK_WORDS { c[k + 1] } else { 0 };
+                next[k] = c[k] & ((c[k] >> s) | (above << (64 - s)));
+            }
+            c = next;
+            left -= s as usize;
+            gap *= 2;
+        }
+        let new_search = first_set(&free, first_word).unwrap_or(CHUNK_PAGES);
+        (first_set(&c, first_word), new_search)
     }
 
     /// The 64-page block holding page `i` (1 = in use). Go calls this
@@ -308,6 +350,22 @@ impl PageBits {
     pub fn alloc_pages64(&mut self, i: usize, mask: u64) {
         self.set_block64(i, mask);
     }
+}
+
+/// The lowest set bit of `x` (as one 512-bit number) in word `first_word`
+/// or above, found with one mask of the non-zero words.
+#[inline]
+fn first_set(x: &[u64; CHUNK_WORDS], first_word: usize) -> Option<usize> {
+    let mut nonzero = 0u32;
+    for (k, &w) in x.iter().enumerate() {
+        nonzero |= u32::from(w != 0) << k;
+    }
+    nonzero &= u32::MAX.checked_shl(first_word as u32).unwrap_or(0);
+    if nonzero == 0 {
+        return None;
+    }
+    let k = nonzero.trailing_zeros() as usize;
+    Some(k * 64 + x[k].trailing_zeros() as usize)
 }
 
 /// One pass over the words: the free run at the chunk's start, the longest

@@ -34,7 +34,7 @@ use crate::geometry::Geometry;
 use crate::PageAlloc;
 
 /// The request sizes, in pages, that keep a hint: 1 to this.
-pub(crate) const HINT_PAGES: usize = 64;
+pub(crate) const HINT_PAGES: usize = 16;
 
 /// How many chunks the forward search reads before it hands over to the
 /// tree search.
@@ -228,6 +228,13 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     #[inline]
     pub(crate) fn hints_freed(&mut self, ci: usize, lo: usize, hi: usize, one_run: bool) {
         let (a, b) = self.chunks.get(ci).alloc.run_bounds(lo, hi);
+        self.hints_lower_for_run(ci, a, b, one_run);
+    }
+
+    /// [`PageAlloc::hints_freed`] given the run bounds `(a, b)` of chunk
+    /// `ci` around the pages freed.
+    #[inline]
+    pub(crate) fn hints_lower_for_run(&mut self, ci: usize, a: usize, b: usize, one_run: bool) {
         let (s, len) = if a == 0 {
             // The run may reach into the chunk below: no cheap bound.
             (0, HINT_PAGES)

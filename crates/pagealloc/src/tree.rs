@@ -413,7 +413,13 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     #[inline]
     fn defer_climb(&mut self, ci: usize, old: Summary) {
         let p = &self.pending;
-        if p.ci[..p.n].contains(&ci) {
+        // Compared all at once: a search that stops at the match would
+        // mispredict on every call.
+        let mut hit = 0u32;
+        for (k, &c) in p.ci.iter().enumerate() {
+            hit |= u32::from(c == ci) << k;
+        }
+        if hit & ((1 << p.n) - 1) != 0 {
             // Already waiting, with the value its parent saw.
             return;
         }
@@ -519,7 +525,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// The leaf summary of chunk `ci` after its pages `[i, i + n)` all
     /// changed the same way (allocated if `alloc`, else freed), from `old`,
     /// the leaf before. Equal to a full summary, usually without
-    /// summarizing the whole bitmap.
+    /// summarizing the whole bitmap. For a free, also the bounds of the
+    /// free run the pages now belong to ([`PageBits::run_bounds`]; `(0,
+    /// 0)` for an allocation).
+    ///
+    /// [`PageBits::run_bounds`]: crate::PageBits::run_bounds
     #[inline]
     fn chunk_summary_after(
         &mut self,
@@ -528,7 +538,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         i: usize,
         n: usize,
         alloc: bool,
-    ) -> Summary {
+    ) -> (Summary, (usize, usize)) {
         let (c, gaps) = self.chunks.with_gaps(ci);
         if old == Summary::FULL || old == Summary::free_chunk::<G>() {
             // Every word was all allocated or all free: no inner runs,
@@ -538,16 +548,17 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         gaps.touch(i, n);
         let bits = &c.alloc;
         let old = old.unpack::<G>();
-        let f = if alloc {
+        let (f, run) = if alloc {
             match bits.summary_after_alloc(old, i, n) {
-                Some(f) => f,
-                None => bits.summarize_cached(gaps),
+                Some(f) => (f, (0, 0)),
+                None => (bits.summarize_cached(gaps), (0, 0)),
             }
         } else {
-            bits.summarize_after_free(old, i, n)
+            let (f, a, b) = bits.summary_after_free(old, i, n);
+            (f, (a, b))
         };
         debug_assert_eq!(f, bits.summarize(), "incremental summary of chunk {ci}");
-        Summary::pack::<G>(f.start, f.max, f.end)
+        (Summary::pack::<G>(f.start, f.max, f.end), run)
     }
 
     /// Brings the summaries over `npages` pages at offset `base` up to date
@@ -562,15 +573,10 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         let sc = base >> G::LOG_CHUNK_BYTES;
         let ec = limit >> G::LOG_CHUNK_BYTES;
         let first = (base >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
-        if !alloc {
-            if contig {
-                let hi = if sc == ec {
-                    first + npages
-                } else {
-                    G::CHUNK_PAGES
-                };
-                self.hints_freed(sc, first, hi, true);
-            } else if sc == ec {
+        // Frees lower the first-fit hints; a contiguous free does so below,
+        // from the run bounds its first chunk's summary finds anyway.
+        if !alloc && !contig {
+            if sc == ec {
                 self.hints_freed(sc, first, first, false);
             } else {
                 self.hints_reset();
@@ -579,7 +585,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         if sc == ec {
             let old = self.sum(leaf, sc);
             let s = if contig {
-                self.chunk_summary_after(sc, old, first, npages, alloc)
+                let (s, (a, b)) = self.chunk_summary_after(sc, old, first, npages, alloc);
+                if !alloc {
+                    self.hints_lower_for_run(sc, a, b, true);
+                }
+                s
             } else {
                 self.chunk_summary(sc, old, first, npages)
             };
@@ -596,7 +606,11 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         self.settle();
         if contig {
             let old = self.sum(leaf, sc);
-            let s = self.chunk_summary_after(sc, old, first, G::CHUNK_PAGES - first, alloc);
+            let (s, (a, b)) =
+                self.chunk_summary_after(sc, old, first, G::CHUNK_PAGES - first, alloc);
+            if !alloc {
+                self.hints_lower_for_run(sc, a, b, true);
+            }
             self.tree.set(leaf, sc, s);
             let mid = if alloc {
                 Summary::FULL
@@ -611,7 +625,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
             }
             let last = (limit >> G::PAGE_SHIFT) & (G::CHUNK_PAGES - 1);
             let old = self.sum(leaf, ec);
-            let s = self.chunk_summary_after(ec, old, 0, last + 1, alloc);
+            let (s, _) = self.chunk_summary_after(ec, old, 0, last + 1, alloc);
             self.tree.set(leaf, ec, s);
         } else {
             for ci in sc..=ec {
