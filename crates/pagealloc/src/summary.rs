@@ -181,9 +181,11 @@ impl Summary {
     #[inline]
     fn field<G: Geometry>(self, k: u32) -> usize {
         crate::geometry::check::<G>();
-        if self.0 & ALL_FREE != 0 {
-            return G::MAX_PACKED;
-        }
-        ((self.0 >> (k * G::LOG_MAX_PACKED)) & (G::MAX_PACKED as u64 - 1)) as usize
+        // The flagged summary has every field bit clear, so ORing in
+        // `MAX_PACKED` under the flag reads it without a branch (the fields
+        // are read on every search step).
+        let v = (self.0 >> (k * G::LOG_MAX_PACKED)) & (G::MAX_PACKED as u64 - 1);
+        let flag = 0u64.wrapping_sub(self.0 >> 63);
+        (v | (flag & G::MAX_PACKED as u64)) as usize
     }
 }

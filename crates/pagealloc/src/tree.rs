@@ -363,6 +363,9 @@ const PENDING: usize = 16;
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Pending {
     n: usize,
+    /// Bit `ci % 64` set for every pending leaf `ci`: most leaves that are
+    /// not pending are told apart without comparing the list.
+    filter: u64,
     ci: [usize; PENDING],
     old: [Summary; PENDING],
 }
@@ -413,15 +416,17 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
     #[inline]
     fn defer_climb(&mut self, ci: usize, old: Summary) {
         let p = &self.pending;
-        // Compared all at once: a search that stops at the match would
-        // mispredict on every call.
-        let mut hit = 0u32;
-        for (k, &c) in p.ci.iter().enumerate() {
-            hit |= u32::from(c == ci) << k;
-        }
-        if hit & ((1 << p.n) - 1) != 0 {
-            // Already waiting, with the value its parent saw.
-            return;
+        if p.filter & (1 << (ci % 64)) != 0 {
+            // Compared all at once: a search that stops at the match would
+            // mispredict on every call.
+            let mut hit = 0u32;
+            for (k, &c) in p.ci.iter().enumerate() {
+                hit |= u32::from(c == ci) << k;
+            }
+            if hit & ((1 << p.n) - 1) != 0 {
+                // Already waiting, with the value its parent saw.
+                return;
+            }
         }
         if p.n == PENDING {
             self.settle_slow();
@@ -430,6 +435,7 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         p.ci[p.n] = ci;
         p.old[p.n] = old;
         p.n += 1;
+        p.filter |= 1 << (ci % 64);
     }
 
     /// The pending leaves with the values their parents were merged from.
