@@ -256,6 +256,19 @@ impl PageBits {
             return (i, i.unwrap_or(CHUNK_PAGES));
         }
         if npages <= 64 {
+            // Searches usually start at the word holding the fit (the
+            // search address or a first-fit hint points there): a run that
+            // lies inside that word is the first fit, since a run crossing
+            // into the next word starts at the word's top.
+            let Some(&w) = self.0.get(first_word) else {
+                return (None, CHUNK_PAGES);
+            };
+            let w = !w;
+            let j = find_bit_range64(w, npages as u32) as usize;
+            if j < 64 {
+                let base = first_word * 64;
+                return (Some(base + j), base + w.trailing_zeros() as usize);
+            }
             return self.find_small(npages, first_word);
         }
         let words = self.0.get(first_word..).unwrap_or(&[]);
