@@ -166,7 +166,16 @@ pub fn ci() -> Res {
         ("fuzz-build", || {
             run(
                 "fuzz targets compiled",
-                cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
+                // An explicit target directory, so that `fuzz-regress`
+                // finds the binaries whatever `CARGO_TARGET_DIR` says.
+                cargo().args([
+                    "build",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                    "--bins",
+                    "--target-dir",
+                    "fuzz/target",
+                ]),
             )
         }),
         ("fuzz-regress", fuzz_regressions),
