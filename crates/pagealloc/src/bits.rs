@@ -216,7 +216,14 @@ mod x86 {
     fn ask() -> bool {
         // CPUID leaf 1, ECX bit 23: POPCNT. Leaf 1 exists on every x86-64
         // CPU.
-        let has = (core::arch::x86_64::__cpuid(1).ecx >> 23) & 1 == 1;
+        // `__cpuid` is an `unsafe fn` in the Rust releases this crate
+        // supports from 1.88 on, and safe in newer ones.
+        #[allow(unused_unsafe)]
+        // SAFETY:
+        // - The CPUID instruction exists on every x86-64 CPU and only reads
+        //   identification registers.
+        let leaf1 = unsafe { core::arch::x86_64::__cpuid(1) };
+        let has = (leaf1.ecx >> 23) & 1 == 1;
         POPCNT.store(if has { 2 } else { 1 }, Ordering::Relaxed);
         has
     }
