@@ -66,5 +66,52 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, threads);
+/// `threads/pair_1page/<threads>`: one-page alloc and free at once, the
+/// way a runtime's span churn goes, timed together; with the thread cache
+/// both hit it (the free goes back into the thread's cache block), without
+/// it (`pair_1page_nocache`) both take the heap lock.
+fn run_pairs(heap: &Heap, threads: usize) -> Duration {
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let t = Instant::now();
+                    for _ in 0..PER_THREAD {
+                        let span = black_box(heap.alloc(1).expect("alloc"));
+                        heap.free(span).expect("free");
+                    }
+                    let took = t.elapsed();
+                    heap.flush_thread_cache();
+                    took
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+fn pairs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("threads");
+    for (name, cache) in [("pair_1page", true), ("pair_1page_nocache", false)] {
+        let config = Config::DEFAULT
+            .with_background_scavenger(false)
+            .with_thread_cache(cache);
+        let heap = Heap::with_config(config).expect("heap");
+        for n in [1usize, 2] {
+            group.throughput(Throughput::Elements((n * PER_THREAD) as u64));
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+                b.iter_custom(|iters| (0..iters).map(|_| run_pairs(&heap, n)).sum())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, threads, pairs);
 criterion_main!(benches);

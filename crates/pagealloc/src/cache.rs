@@ -94,6 +94,44 @@ impl PageCache {
     }
 }
 
+impl PageCache {
+    /// Takes pages `[base, base + npages pages)` back into the cache, so
+    /// that a free of pages its owner allocated can skip the allocator:
+    /// they must lie in the cache's block and none may be cached already.
+    /// They become cached and not scavenged (their memory was in use).
+    /// Returns whether it took them; nothing changes when it did not.
+    ///
+    /// # Safety
+    ///
+    /// The pages are allocated in the allocator the cache came from, and
+    /// the caller owns them and gives them up (as when it frees a span it
+    /// was handed). The cache cannot check this: a page the allocator
+    /// holds free would be handed out by both.
+    #[inline]
+    pub unsafe fn put_back(&mut self, base: usize, npages: usize) -> bool {
+        if self.page_shift == 0 || npages == 0 || npages > CACHE_PAGES {
+            return false;
+        }
+        let Some(off) = base.checked_sub(self.base) else {
+            return false;
+        };
+        if off & ((1 << self.page_shift) - 1) != 0 {
+            return false;
+        }
+        let first = off >> self.page_shift;
+        if first >= CACHE_PAGES || npages > CACHE_PAGES - first {
+            return false;
+        }
+        let mask = (u64::MAX >> (CACHE_PAGES - npages)) << first;
+        if self.free & mask != 0 {
+            return false;
+        }
+        self.free |= mask;
+        self.scav &= !mask;
+        true
+    }
+}
+
 impl<G: Geometry, O: Os> PageAlloc<G, O> {
     /// Takes the 64-page aligned block holding the heap's lowest free page:
     /// its free pages become allocated and belong to the returned cache,

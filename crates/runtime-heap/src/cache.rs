@@ -35,14 +35,18 @@ pub(crate) trait CacheOwner: Send + Sync {
     fn take_back(&self, cache: Option<PageCache>, hits: Hits);
 }
 
-/// Allocations a thread served from its cache, reported to the heap's
-/// counters when the thread next takes the lock.
+/// Allocations a thread served from its cache and frees it took back into
+/// it, reported to the heap's counters when the thread next takes the lock
+/// (counting them in the heap's shared counters on every call would make
+/// threads write one cache line back and forth).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Hits {
     /// Spans handed out.
     pub(crate) spans: u64,
     /// Pages handed out.
     pub(crate) pages: u64,
+    /// Spans freed back into the cache.
+    pub(crate) freed: u64,
 }
 
 /// One thread's cache for one heap.
@@ -63,7 +67,11 @@ const EMPTY_SLOT: Slot = Slot {
     epoch: 0,
     owner: None,
     cache: None,
-    hits: Hits { spans: 0, pages: 0 },
+    hits: Hits {
+        spans: 0,
+        pages: 0,
+        freed: 0,
+    },
 };
 
 impl Slot {

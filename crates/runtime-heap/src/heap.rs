@@ -387,6 +387,7 @@ impl<O: Os + 'static> Heap<O> {
     /// [`Error::NotAllocated`] if the span overlaps free pages of this
     /// thread's cache; [`Error::PageAlloc`] if any of its pages is not
     /// allocated or not in the heap. The heap is unchanged on error.
+    #[allow(unsafe_code)] // Giving a span's pages back to the thread cache.
     pub fn free(&self, span: Span) -> Result<(), Error> {
         if span.heap != 0 && span.heap != self.shared.id {
             return Err(Error::ForeignSpan {
@@ -394,6 +395,10 @@ impl<O: Os + 'static> Heap<O> {
                 n_pages: span.n_pages,
             });
         }
+        // Only a span this heap handed out (spans cannot be copied, and a
+        // span rebuilt from raw parts names no heap) is known to own
+        // allocated pages, which a thread cache may take back.
+        let genuine = span.heap == self.shared.id;
         let (base, n_pages) = span.into_raw_parts();
         check_size(n_pages, PAGE_BYTES)?;
         let end = n_pages
@@ -403,13 +408,31 @@ impl<O: Os + 'static> Heap<O> {
                 n_pages,
                 align: PAGE_BYTES,
             })?;
-        let overlaps = cache::with_existing_slot(self.shared.id, |slot| {
-            slot.cache
-                .as_ref()
-                .is_some_and(|c| cache_overlaps(c, base, end))
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        let local = cache::with_existing_slot(self.shared.id, |slot| {
+            let Some(c) = slot.cache.as_mut() else {
+                return Local::Elsewhere;
+            };
+            if cache_overlaps(c, base, end) {
+                return Local::Overlaps;
+            }
+            // A span inside the thread's cache block goes back into the
+            // cache, with no lock: the next small allocation reuses it.
+            // After `release_all` (a new epoch) it takes the lock instead.
+            // SAFETY:
+            // - A genuine span's pages are allocated in this heap's page
+            //   allocator, which the cache came from, and freeing the span
+            //   gives them up: it was consumed above.
+            if genuine && slot.epoch == epoch && unsafe { c.put_back(base, n_pages) } {
+                slot.hits.freed += 1;
+                return Local::Cached;
+            }
+            Local::Elsewhere
         });
-        if overlaps == Some(true) {
-            return Err(Error::NotAllocated { base, n_pages });
+        match local {
+            Some(Local::Overlaps) => return Err(Error::NotAllocated { base, n_pages }),
+            Some(Local::Cached) => return Ok(()),
+            _ => {}
         }
         let mut inner = self.shared.lock();
         inner.pa.free(base, n_pages)?;
@@ -800,6 +823,11 @@ impl<O: Os + 'static> Shared<O> {
                 .pages_allocated
                 .fetch_add(hits.pages, Ordering::Relaxed);
         }
+        if hits.freed > 0 {
+            self.counters
+                .spans_freed
+                .fetch_add(hits.freed, Ordering::Relaxed);
+        }
     }
 }
 
@@ -880,6 +908,16 @@ pub(crate) fn check_size(n_pages: usize, align: usize) -> Result<(), Error> {
 }
 
 /// Whether `base..end` overlaps a free page of `cache`.
+/// Where [`Heap::free`] found a span, seen from the thread's cache.
+enum Local {
+    /// It overlaps pages the cache holds free: not allocated.
+    Overlaps,
+    /// The cache took it back.
+    Cached,
+    /// Outside the cache (or the cache could not take it).
+    Elsewhere,
+}
+
 pub(crate) fn cache_overlaps(cache: &PageCache, base: usize, end: usize) -> bool {
     let cbase = cache.base();
     let cend = cbase + 64 * PAGE_BYTES;

@@ -352,6 +352,56 @@ fn cache_round_trip() {
     for_geometries!(run);
 }
 
+/// Pages put back into a cache: only inside its block, page-aligned, not
+/// cached already; they come back cached and not scavenged, and the flush
+/// frees them in the allocator.
+#[test]
+fn cache_put_back() {
+    fn run<G: Geometry>() {
+        // Pages 0..3 allocated before the cache takes the block; 3..8
+        // scavenged.
+        let mut pa = build::<G>(&[(0, &[(0, 3)])], &[(0, &[(3, 5)])]);
+        let mut c = pa.alloc_to_cache();
+        let a = c.alloc(2).unwrap(); // pages 3, 4 (scavenged)
+        assert_eq!(a.base, page::<G>(0, 3));
+        let before = (c.free_mask(), c.scav_mask());
+        // SAFETY (every call): the pages are allocated in `pa` and this
+        // test owns them (pages 0..5), or the call is refused before the
+        // cache changes (checked against `before`).
+        unsafe {
+            // Outside the block, misaligned, empty, too long, or cached
+            // already: refused, nothing changes.
+            assert!(!c.put_back(page::<G>(0, 64), 1));
+            assert!(!c.put_back(page::<G>(0, 0) - G::PAGE_BYTES, 1));
+            assert!(!c.put_back(page::<G>(0, 1) + 8, 1));
+            assert!(!c.put_back(page::<G>(0, 1), 0));
+            assert!(!c.put_back(page::<G>(0, 60), 5));
+            assert!(!c.put_back(page::<G>(0, 4), 2)); // page 5 is cached
+            assert!(!PageCache::default().put_back(page::<G>(0, 0), 1));
+        }
+        assert_eq!((c.free_mask(), c.scav_mask()), before);
+        // The two pages just handed out, and page 1 (allocated before the
+        // cache existed): taken back, cached, not scavenged.
+        unsafe {
+            assert!(c.put_back(a.base, 2));
+            assert!(c.put_back(page::<G>(0, 1), 1));
+        }
+        assert_eq!(c.free_mask(), before.0 | 0b11010);
+        assert_eq!(c.scav_mask(), before.1 & !0b11010);
+        let again = c.alloc(1).unwrap();
+        assert_eq!((again.base, again.scavenged), (page::<G>(0, 1), 0));
+        pa.flush_cache(&mut c).unwrap();
+        verify(&pa);
+        // Pages 0 and 2 (allocated before the cache) and 1 (the cache's
+        // last allocation) stay allocated; 3 and 4 are free and no longer
+        // scavenged.
+        let ch = pa.chunk(page::<G>(0, 0)).unwrap();
+        assert_eq!(ch.alloc.0[0], 0b111);
+        assert_eq!(ch.scav.0[0] & 0b11000, 0);
+    }
+    for_geometries!(run);
+}
+
 /// Pad pages inside a cache's block, freed while the cache is out: the
 /// flush accepts the cache (its scavenged bits for them are still true of
 /// the chunk) and leaves them free and scavenged. Found by the

@@ -186,12 +186,19 @@ fn caches_flush_on_release_all_and_thread_exit() {
     let h = Arc::clone(&heap);
     std::thread::spawn(move || {
         let s = h.alloc(2).expect("alloc");
+        let base = s.base();
         h.free(s).expect("free");
         assert_eq!(
             pa_pages_in_use(&h),
-            62,
-            "the thread holds the rest of a block"
+            64,
+            "the freed span went back into the thread's cache block"
         );
+        // The cache hands the same pages out again, without the lock.
+        let refills = h.stats().cache_refills;
+        let again = h.alloc(2).expect("alloc");
+        assert_eq!(again.base(), base);
+        assert_eq!(h.stats().cache_refills, refills);
+        h.free(again).expect("free");
     })
     .join()
     .expect("thread");
