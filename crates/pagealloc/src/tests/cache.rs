@@ -365,9 +365,9 @@ fn cache_put_back() {
         let a = c.alloc(2).unwrap(); // pages 3, 4 (scavenged)
         assert_eq!(a.base, page::<G>(0, 3));
         let before = (c.free_mask(), c.scav_mask());
-        // SAFETY (every call): the pages are allocated in `pa` and this
-        // test owns them (pages 0..5), or the call is refused before the
-        // cache changes (checked against `before`).
+        // SAFETY:
+        // - Every call here is refused before the cache changes (checked
+        //   against `before` below), so no page is taken.
         unsafe {
             // Outside the block, misaligned, empty, too long, or cached
             // already: refused, nothing changes.
@@ -382,6 +382,9 @@ fn cache_put_back() {
         assert_eq!((c.free_mask(), c.scav_mask()), before);
         // The two pages just handed out, and page 1 (allocated before the
         // cache existed): taken back, cached, not scavenged.
+        // SAFETY:
+        // - Pages 1, 3 and 4 are allocated in `pa` and belong to this test,
+        //   which uses none of them afterwards.
         unsafe {
             assert!(c.put_back(a.base, 2));
             assert!(c.put_back(page::<G>(0, 1), 1));
