@@ -2,7 +2,9 @@
 //!
 //! Each thread keeps, per heap it allocates from, one 64-page cache block
 //! taken from the page allocator under the heap lock; spans of fewer than
-//! 16 pages are then carved from it with no lock at all. The caches live in
+//! 16 pages are then carved from it with no lock at all, and a span the
+//! heap handed out that lies inside the thread's block goes back into the
+//! cache when the thread frees it, with no lock either. The caches live in
 //! a `thread_local` with `const` initialisation, so touching them never
 //! allocates, and a destructor guard hands every cache back to its heap when
 //! the thread exits.

@@ -380,7 +380,10 @@ impl<O: Os + 'static> Heap<O> {
         self.shared.alloc_locked(n_pages, align)
     }
 
-    /// Frees a span.
+    /// Frees a span. A span this heap handed out that lies inside the
+    /// calling thread's cache block goes back into that cache, without the
+    /// heap lock (the cache's pages are given back to the page allocator
+    /// when it is flushed); others take the lock.
     ///
     /// # Errors
     /// [`Error::ForeignSpan`] if another heap handed the span out;
