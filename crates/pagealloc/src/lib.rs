@@ -80,11 +80,11 @@
 //!
 //! | geometry | page | heap bits | reserved up front | heap grown | per GiB contiguous: committed / resident | per GiB with gaps: committed / resident |
 //! |---|---|---|---|---|---|---|
-//! | [`Go64`] | 8 KiB | 48 | 649.2 MiB | 4 GiB | 311.0 KiB / 49.0 KiB | 313.0 KiB / 83.0 KiB |
-//! | [`Go64Amd64`] | 8 KiB | 48 | 649.2 MiB | 4 GiB | 311.0 KiB / 49.0 KiB | 313.0 KiB / 83.0 KiB |
-//! | [`Pages4K`] | 4 KiB | 48 | 1234.3 MiB | 4 GiB | 601.0 KiB / 83.0 KiB | 605.0 KiB / 87.0 KiB |
-//! | [`La57`] | 8 KiB | 57 | 299648.1 MiB | 4 GiB | 147606.0 KiB / 57.0 KiB | 147608.0 KiB / 91.0 KiB |
-//! | [`Go32`] | 8 KiB | 32 | 0.1 MiB | 1 GiB | 156.0 KiB / 88.0 KiB | 160.0 KiB / 124.0 KiB |
+//! | [`Go64`] | 8 KiB | 48 | 649.2 MiB | 4 GiB | 343.0 KiB / 51.0 KiB | 345.0 KiB / 88.0 KiB |
+//! | [`Go64Amd64`] | 8 KiB | 48 | 649.2 MiB | 4 GiB | 343.0 KiB / 51.0 KiB | 345.0 KiB / 88.0 KiB |
+//! | [`Pages4K`] | 4 KiB | 48 | 1234.3 MiB | 4 GiB | 665.0 KiB / 85.0 KiB | 669.0 KiB / 96.0 KiB |
+//! | [`La57`] | 8 KiB | 57 | 299648.1 MiB | 4 GiB | 163990.0 KiB / 60.0 KiB | 163992.0 KiB / 96.0 KiB |
+//! | [`Go32`] | 8 KiB | 32 | 0.1 MiB | 1 GiB | 172.0 KiB / 92.0 KiB | 176.0 KiB / 132.0 KiB |
 //!
 //! `La57` commits its whole 64 MiB root level and a 2^23-entry chunk-map
 //! level on the first grow (resident only where touched). A geometry of

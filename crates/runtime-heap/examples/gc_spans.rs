@@ -159,6 +159,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (_, info) in std::mem::take(&mut gc.spans) {
         heap.free(info.span)?;
     }
+    // Frees inside this thread's cache block went back into the cache,
+    // whose Ready pages count as in use until it is flushed.
+    heap.flush_thread_cache();
     assert_eq!(heap.stats().heap_inuse, 0);
     Ok(())
 }
