@@ -59,21 +59,7 @@ impl PageBits {
     /// is below 62 pages; those are measured for all eight words at once,
     /// bit-parallel and without data-dependent branches per word.
     pub fn summarize(&self) -> SumFields {
-        let (start, best, end) = edge_runs(&self.0);
-        // A run inside one word is bounded by allocated pages on both sides,
-        // so it is at most 62 long.
-        if best >= 62 {
-            return SumFields {
-                start,
-                max: best,
-                end,
-            };
-        }
-        SumFields {
-            start,
-            max: best.max(widest_inner_gap_any(&self.0)),
-            end,
-        }
+        self.summarize_with(|| widest_inner_gap_any(&self.0))
     }
 
     /// [`PageBits::summarize`] with the runs inside words taken from
@@ -82,22 +68,21 @@ impl PageBits {
     /// changed).
     #[inline]
     pub(crate) fn summarize_cached(&self, gaps: &mut GapCache) -> SumFields {
+        self.summarize_with(|| {
+            gaps.refresh(self);
+            gaps.widest()
+        })
+    }
+
+    /// The summary, with `inner` measuring the longest run inside a single
+    /// word, called only when that run could be the longest: a run inside
+    /// one word is bounded by allocated pages on both sides, so it is at
+    /// most 62 long.
+    #[inline]
+    fn summarize_with(&self, inner: impl FnOnce() -> usize) -> SumFields {
         let (start, best, end) = edge_runs(&self.0);
-        if best >= 62 {
-            // No run inside a word can be longer (see `summarize`); the
-            // stale words stay stale.
-            return SumFields {
-                start,
-                max: best,
-                end,
-            };
-        }
-        gaps.refresh(self);
-        SumFields {
-            start,
-            max: best.max(gaps.widest()),
-            end,
-        }
+        let max = if best >= 62 { best } else { best.max(inner()) };
+        SumFields { start, max, end }
     }
 
     /// The free run around the pages `[lo, hi)`, ignoring their own bits:
