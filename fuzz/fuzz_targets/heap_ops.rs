@@ -13,7 +13,9 @@
 //!   fail with the error kinds the API documents;
 //! - with an OS fault armed, allocations and releases fail only with an OS
 //!   error and leave the heap consistent;
-//! - the stats, the simulated OS and the page allocator's invariants agree;
+//! - the stats and the simulated OS agree, and the whole-heap checker
+//!   accounts for every allocated page (live spans, thread caches, the
+//!   quarantine) with the page allocator's invariants intact;
 //!   and at the end every page is back (nothing in use) and dropping the
 //!   heap returns every reservation.
 #![no_main]
@@ -184,7 +186,10 @@ fn is_bad_free(e: &Error) -> bool {
     )
 }
 
-fn check(heap: &Heap<Arc<SimOs>>, os: &SimOs) {
+/// The stats against the simulated OS, and the whole-heap checker: the
+/// page allocator's invariants, and every allocated page in exactly one of
+/// `live`, a thread cache, the quarantine or the scavenger's run.
+fn check(heap: &Heap<Arc<SimOs>>, os: &SimOs, live: &[Span]) {
     let s = heap.stats();
     assert_eq!(
         s.heap_sys,
@@ -192,8 +197,9 @@ fn check(heap: &Heap<Arc<SimOs>>, os: &SimOs) {
         "{s:#?}"
     );
     assert_eq!(os.ready_bytes(), s.mapped_ready, "{s:#?}");
-    heap.with_page_alloc(pageheap_testkit::check::check)
-        .expect("page allocator invariants");
+    let live: Vec<(usize, usize)> = live.iter().map(|s| (s.base(), s.n_pages())).collect();
+    heap.inspect(|v| pageheap_testkit::check_heap::check_heap(v, &live))
+        .expect("whole-heap invariants");
 }
 
 /// The armed fault fired: no more injected failures.
@@ -346,13 +352,13 @@ fuzz_target!(|data: &[u8]| {
         let ops: Vec<HeapOp> = ops.into_iter().map(|(_, o)| o).collect();
         run_thread(&heap, &os, &ops, true)
     };
-    check(&heap, &os);
+    check(&heap, &os, &spans);
     for s in spans {
         verify(&os, &s);
         heap.free(s).expect("free");
     }
     heap.flush_thread_cache();
-    check(&heap, &os);
+    check(&heap, &os, &[]);
     let s = heap.stats();
     assert_eq!(s.heap_inuse, 0, "pages leaked: {s:#?}");
     assert_eq!(

@@ -35,7 +35,16 @@ pub(crate) trait CacheOwner: Send + Sync {
     /// Takes back a cache the thread no longer uses, with the hit counts
     /// the thread gathered since it last reported.
     fn take_back(&self, cache: Option<PageCache>, hits: Hits);
+    /// Gives up the checker's mirror `mirror` of a slot that goes away
+    /// ([`NO_MIRROR`] if it had none).
+    fn forget_mirror(&self, mirror: u8);
 }
+
+/// A slot with no mirror of its cache for the whole-heap checker.
+pub(crate) const NO_MIRROR: u8 = u8::MAX;
+/// A slot holding a cache the checker cannot see (every mirror was taken);
+/// the heap counts such slots, so that the checker says it saw only part.
+pub(crate) const UNMIRRORED: u8 = u8::MAX - 1;
 
 /// Allocations a thread served from its cache and frees it took back into
 /// it, reported to the heap's counters when the thread next takes the lock
@@ -62,6 +71,9 @@ pub(crate) struct Slot {
     pub(crate) cache: Option<PageCache>,
     /// Hits not yet reported.
     pub(crate) hits: Hits,
+    /// The index of the heap's mirror of this cache ([`NO_MIRROR`],
+    /// [`UNMIRRORED`]), for the whole-heap checker.
+    pub(crate) mirror: u8,
 }
 
 const EMPTY_SLOT: Slot = Slot {
@@ -74,6 +86,7 @@ const EMPTY_SLOT: Slot = Slot {
         pages: 0,
         freed: 0,
     },
+    mirror: NO_MIRROR,
 };
 
 impl Slot {
@@ -84,8 +97,10 @@ impl Slot {
         let hits = core::mem::take(&mut self.hits);
         if let Some(owner) = self.owner.take().and_then(|w| w.upgrade()) {
             owner.take_back(cache, hits);
+            owner.forget_mirror(self.mirror);
         }
         self.heap = 0;
+        self.mirror = NO_MIRROR;
     }
 }
 

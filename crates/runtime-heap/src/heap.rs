@@ -13,6 +13,9 @@
 //! scavenger allocates what spawning a thread does.
 
 mod growth;
+mod view;
+
+pub use view::{CachedBlock, HeapView, QuarantinedSpan};
 
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
@@ -193,6 +196,8 @@ pub(crate) struct Shared<O: Os + 'static> {
     /// allocator counts them allocated and unscavenged.
     cached_released: AtomicUsize,
     pub(crate) counters: Counters,
+    /// The thread caches as the whole-heap checker sees them.
+    mirrors: view::Mirrors,
     #[cfg(feature = "std")]
     pub(crate) signal: crate::scavenger::Signal,
 }
@@ -316,6 +321,7 @@ impl<O: Os + 'static> Heap<O> {
             memory_limit: AtomicUsize::new(config.memory_limit),
             cached_released: AtomicUsize::new(0),
             counters: Counters::default(),
+            mirrors: view::Mirrors::default(),
             #[cfg(feature = "std")]
             signal: crate::scavenger::Signal::default(),
         });
@@ -428,6 +434,7 @@ impl<O: Os + 'static> Heap<O> {
             //   gives them up: it was consumed above.
             if genuine && slot.epoch == epoch && unsafe { c.put_back(base, n_pages) } {
                 slot.hits.freed += 1;
+                self.shared.mirrors.masks(slot);
                 return Local::Cached;
             }
             Local::Elsewhere
@@ -489,7 +496,9 @@ impl<O: Os + 'static> Heap<O> {
     /// Gives this thread's page cache for this heap back to the heap.
     pub fn flush_thread_cache(&self) {
         let taken = cache::with_existing_slot(self.shared.id, |slot| {
-            (slot.cache.take(), core::mem::take(&mut slot.hits))
+            let taken = (slot.cache.take(), core::mem::take(&mut slot.hits));
+            self.shared.mirrors.sync(slot);
+            taken
         });
         if let Some((c, hits)) = taken {
             self.shared.take_back(c, hits);
@@ -614,16 +623,20 @@ impl<O: Os + 'static> Heap<O> {
             let epoch = shared.epoch.load(Ordering::Acquire);
             if slot.epoch != epoch {
                 let hits = core::mem::take(&mut slot.hits);
-                shared.take_back(slot.cache.take(), hits);
+                let old = slot.cache.take();
+                shared.mirrors.sync(slot);
+                shared.take_back(old, hits);
                 slot.epoch = epoch;
             }
             if let Some(a) = slot.cache.as_mut().and_then(|c| c.alloc(n_pages)) {
                 slot.hits.spans += 1;
                 slot.hits.pages += n_pages as u64;
+                shared.mirrors.masks(slot);
                 return Some(shared.finish_cached(a, n_pages));
             }
             let mut inner = shared.lock();
             if let Some(mut old) = slot.cache.take() {
+                shared.mirrors.sync(slot);
                 inner.flush(shared, &mut old);
             }
             let hits = core::mem::take(&mut slot.hits);
@@ -651,6 +664,7 @@ impl<O: Os + 'static> Heap<O> {
                 .fetch_add(1, Ordering::Relaxed);
             let a = fresh.alloc(n_pages);
             slot.cache = Some(fresh);
+            shared.mirrors.sync(slot);
             drop(inner);
             let a = a?;
             slot.hits.spans += 1;
@@ -841,6 +855,10 @@ impl<O: Os + 'static> CacheOwner for Shared<O> {
             let mut inner = self.lock();
             inner.flush(self, &mut c);
         }
+    }
+
+    fn forget_mirror(&self, mirror: u8) {
+        self.mirrors.forget(mirror);
     }
 }
 

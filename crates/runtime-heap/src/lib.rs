@@ -96,7 +96,10 @@ mod tests;
 pub use config::{Config, MAX_ARENA_BYTES};
 pub use error::Error;
 pub use global::GlobalHeap;
-pub use heap::{Heap, HeapGeometry, HeapPageAlloc, Span, CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES};
+pub use heap::{
+    CachedBlock, Heap, HeapGeometry, HeapPageAlloc, HeapView, QuarantinedSpan, Span,
+    CACHE_MAX_PAGES, CHUNK_BYTES, PAGE_BYTES,
+};
 pub use pageheap_arena::{BufferOs, Os, ReleaseMode, SystemOs};
 pub use stats::HeapStats;
 

@@ -27,6 +27,8 @@ pub const PERF_TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/traces");
 // Each area adds its module here, behind its feature.
 #[cfg(feature = "pages")]
 pub mod check;
+#[cfg(feature = "heap")]
+pub mod check_heap;
 #[cfg(feature = "pages")]
 pub mod model;
 #[cfg(feature = "pages")]

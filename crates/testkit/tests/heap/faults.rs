@@ -31,8 +31,13 @@ fn is_os_error(e: &pageheap::Error) -> bool {
 fn workload(heap: &SimHeap, os: &SimOs) -> usize {
     let mut errors = 0;
     let mut live: Vec<Span> = Vec::new();
+    // The whole heap after each step: every allocated page is in a live
+    // span, a cache, the quarantine or nowhere else.
+    let whole = |live: &[Span]| {
+        check_heap(heap, os, &live.iter().collect::<Vec<_>>());
+    };
     let take = |r: Result<Span, pageheap::Error>, live: &mut Vec<Span>| -> usize {
-        match r {
+        let r = match r {
             Ok(s) => {
                 for l in live.iter() {
                     assert!(
@@ -49,7 +54,9 @@ fn workload(heap: &SimHeap, os: &SimOs) -> usize {
                 assert!(is_os_error(&e), "not an OS error: {e:?}");
                 1
             }
-        }
+        };
+        whole(live);
+        r
     };
     let free = |s: Span| -> usize {
         let mut buf = [0u8; 8];
@@ -85,19 +92,24 @@ fn workload(heap: &SimHeap, os: &SimOs) -> usize {
         }
     }
     live = keep;
+    whole(&live);
     errors += fallible(heap.scavenge(256 << 10).map(drop));
+    whole(&live);
     for n in [700, 1, 1, 9, 40] {
         errors += take(heap.alloc(n), &mut live);
     }
     errors += fallible(heap.set_memory_limit(heap.stats().mapped_ready / 2));
+    whole(&live);
     for n in [64, 3] {
         errors += take(heap.alloc(n), &mut live);
     }
     errors += fallible(heap.set_memory_limit(usize::MAX));
-    for s in live {
+    while let Some(s) = live.pop() {
         errors += free(s);
+        whole(&live);
     }
     errors += fallible(heap.release_all().map(drop));
+    whole(&live);
     errors
 }
 
@@ -131,7 +143,7 @@ fn every_fault_point_is_survived() {
         let errors = workload(&heap, &os);
         let fired = os.total_calls() >= k;
         os.set_faults(Faults::none());
-        check_heap(&heap, &os);
+        check_heap(&heap, &os, &[]);
         assert_no_leak(&heap, k, "after the workload");
         // Still works.
         let a = heap
@@ -145,7 +157,7 @@ fn every_fault_point_is_survived() {
         heap.free(a).expect("free after faults");
         heap.free(b).expect("free after faults");
         heap.release_all().expect("release after faults");
-        check_heap(&heap, &os);
+        check_heap(&heap, &os, &[]);
         assert_no_leak(&heap, k, "at the end");
         let st = heap.stats();
         assert_eq!(st.heap_free, 0, "k = {k}: {st:#?}");

@@ -9,11 +9,13 @@
 mod api;
 mod faults;
 mod stress;
+mod whole;
 
 use std::sync::Arc;
 
-use pageheap::{Config, Heap};
+use pageheap::{Config, Heap, Span};
 use pageheap_arena::sim::SimOs;
+use pageheap_testkit::check_heap::{self, HeapReport};
 
 /// A heap over the simulated OS.
 pub type SimHeap = Heap<Arc<SimOs>>;
@@ -36,12 +38,14 @@ pub fn quiet() -> Config {
 }
 
 /// Checks that the heap's stats add up, that they agree with the simulated
-/// OS's own count of Ready memory, and that the page allocator's invariants
-/// hold.
+/// OS's own count of Ready memory, and the whole heap's invariants
+/// (`pageheap_testkit::check_heap`): the page allocator's, and that every
+/// allocated page is in exactly one of `live`, a thread cache, the
+/// quarantine or the scavenger's detached run. Returns the account.
 ///
 /// # Panics
 /// If any of that fails.
-pub fn check_heap(heap: &SimHeap, os: &SimOs) {
+pub fn check_heap(heap: &SimHeap, os: &SimOs, live: &[&Span]) -> HeapReport {
     let s = heap.stats();
     assert_eq!(
         s.heap_sys,
@@ -53,6 +57,7 @@ pub fn check_heap(heap: &SimHeap, os: &SimOs) {
         s.mapped_ready,
         "simulated OS disagrees: {s:#?}"
     );
-    heap.with_page_alloc(pageheap_testkit::check::check)
-        .unwrap_or_else(|e| panic!("page allocator invariant broken: {e:?}"));
+    let live: Vec<(usize, usize)> = live.iter().map(|s| (s.base(), s.n_pages())).collect();
+    heap.inspect(|v| check_heap::check_heap(v, &live))
+        .unwrap_or_else(|e| panic!("heap invariant broken: {e}"))
 }
