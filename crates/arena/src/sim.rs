@@ -6,9 +6,10 @@
 //! never touch memory it has not made Ready ([`SimOs::check_access`]), all
 //! without the real OS and under Miri. This module needs the `sim` feature.
 //!
-//! Each reservation is backed by a zeroed `Vec<u8>` (lazily zeroed by the
-//! allocator, so reserving hundreds of MiB is cheap natively) whose start is
-//! aligned up to the page size inside it; Ready memory is therefore real
+//! Each reservation is backed by zeroed memory of its own (a `Vec<u8>`, or
+//! natively for 256 KiB and more a lazily zeroed side mapping from the real
+//! OS, so reserving hundreds of MiB is cheap even under a sanitizer) whose
+//! start is aligned up to the page size inside it; Ready memory is therefore real
 //! memory, usable through `core::ptr::with_exposed_provenance_mut` and under
 //! Miri. Every page's [`PageState`] is tracked. A call that breaks the rules
 //! (map twice, use Reserved memory, release what was never mapped, free what
@@ -20,17 +21,20 @@
 //! The simulated OS owns only the memory it allocated: `reserve_at` anywhere
 //! else reports [`Error::AddressTaken`], as if the host process used it.
 //!
-//! One limit of doing this without `unsafe`: `unused` with
-//! [`ReleaseMode::DontNeed`], `unused` with [`ReleaseMode::Free`] (which
-//! poisons the pages with `0xA5`) and `fault` (which zeroes them) write
-//! through the backing `Vec` itself, so no other thread may touch the same
-//! reservation's memory during those calls.
+//! One limit: `unused` with [`ReleaseMode::DontNeed`], `unused` with
+//! [`ReleaseMode::Free`] (which poisons the pages with `0xA5`) and `fault`
+//! (which zeroes them) write through the backing memory itself (or, for a
+//! mapping, drop its whole pages to the OS), so no other thread may touch
+//! the same reservation's memory during those calls.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::{Error, HugeAdvice, Op, Os, OsError, PageState, ReleaseMode};
+
+mod backing;
+use backing::Backing;
 
 /// The kinds of [`Os`] calls, for counting and fault injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,7 +167,7 @@ struct Inner {
 
 struct Region {
     /// Owns the memory; `base` lies inside it.
-    backing: Vec<u8>,
+    backing: Backing,
     /// Offset of `base` in `backing`.
     offset: usize,
     len: usize,
@@ -300,7 +304,7 @@ impl SimOs {
         let g = self.lock();
         if let Some((base, r)) = find(&g.regions, addr, buf.len().max(1)) {
             let at = r.offset + (addr - base);
-            buf.copy_from_slice(&r.backing[at..at + buf.len()]);
+            buf.copy_from_slice(&r.backing.bytes()[at..at + buf.len()]);
         }
         Ok(())
     }
@@ -317,8 +321,8 @@ impl SimOs {
         let mut g = self.lock();
         if let Some((base, r)) = find_mut(&mut g.regions, addr, bytes.len().max(1)) {
             let at = r.offset + (addr - base);
-            r.backing[at..at + bytes.len()].copy_from_slice(bytes);
-            let _ = r.backing.as_mut_ptr().expose_provenance();
+            r.backing.bytes_mut()[at..at + bytes.len()].copy_from_slice(bytes);
+            r.backing.expose();
         }
         Ok(())
     }
@@ -479,8 +483,8 @@ impl SimOs {
         let size = len
             .checked_add(align)
             .ok_or(Failure::Rule(Error::Overflow { addr: 0, len }))?;
-        let mut backing = vec![0u8; size];
-        let start = backing.as_mut_ptr().expose_provenance();
+        let mut backing = Backing::zeroed(size);
+        let start = backing.expose();
         let base = start.next_multiple_of(align);
         let pages = vec![
             Page {
@@ -580,19 +584,17 @@ fn overlaps(regions: &BTreeMap<usize, Region>, addr: usize, end: usize) -> bool 
 /// buffer's provenance again, since the write through a fresh `&mut` retires
 /// the pointers exposed before it.
 fn fill(r: &mut Region, offset: usize, len: usize, byte: u8) {
-    r.backing[offset..offset + len].fill(byte);
-    let _ = r.backing.as_mut_ptr().expose_provenance();
+    r.backing.fill(offset, len, byte);
 }
 
 // SAFETY:
 // - Ready memory is valid for reads and writes: every reservation is a live
-//   `Vec<u8>` allocation of at least `offset + len` bytes, owned by `regions`
-//   until `free` removes it, and its address was exposed with
-//   `expose_provenance` (again after every write the simulation makes), so a
-//   pointer made with `with_exposed_provenance_mut` from an address in
-//   `base..base + len` may access it. The `Vec` is never resized or moved
-//   out of (moving the `Region` moves only the `Vec`'s pointer, not the
-//   heap buffer).
+//   `Backing` (a `Vec<u8>` or a side mapping) of at least `offset + len`
+//   bytes, owned by `regions` until `free` removes it, and its address was
+//   exposed with `expose_provenance` (again after every write the
+//   simulation makes), so a pointer made with `with_exposed_provenance_mut`
+//   from an address in `base..base + len` may access it. The memory never
+//   moves (moving the `Region` moves only the `Backing`'s pointer).
 // - Contents survive until `unused`, `fault` or `free`: only those three
 //   write to a range (`unused` and `fault` only after validating that the
 //   range is theirs), `map` is refused on non-Reserved pages, and `used`

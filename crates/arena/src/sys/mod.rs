@@ -111,6 +111,38 @@ pub(crate) unsafe fn side_unmap(addr: usize, len: usize) -> Result<(), Error> {
     unsafe { imp::side_unmap(addr, len) }
 }
 
+/// Drops the pages of `addr..addr + len` (whole OS pages inside one side
+/// mapping) back to the OS so that they read as zeros, where the OS can do
+/// that in place (Linux and Android: `MADV_DONTNEED` on a private anonymous
+/// mapping). Returns whether it did; if not, nothing changed.
+///
+/// # Safety
+/// The range lies in a side mapping from [`side_map`] whose contents the
+/// caller gives up, and no reference into the range is alive.
+#[cfg(feature = "sim")]
+pub(crate) unsafe fn side_zero(addr: usize, len: usize) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY:
+        // - The caller gives up the contents of this part of its own private
+        //   anonymous mapping, which then reads back as zeros; the mapping
+        //   itself stays valid.
+        unsafe {
+            rustix::mm::madvise(
+                core::ptr::with_exposed_provenance_mut(addr),
+                len,
+                rustix::mm::Advice::LinuxDontNeed,
+            )
+        }
+        .is_ok()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (addr, len);
+        false
+    }
+}
+
 /// The real operating system's memory calls, behind the [`Os`] trait.
 ///
 /// A `SystemOs` remembers the reservations it made and the state of each of
