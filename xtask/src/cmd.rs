@@ -659,6 +659,17 @@ pub fn miri() -> Res {
         ("arena", &["-p", "pageheap-arena", "--features", "sim"]),
         ("pagealloc", &["-p", "pageheap-alloc", "--lib"]),
         (
+            "runtime-heap over the simulated OS (facade, GlobalAlloc, Allocator)",
+            &[
+                "-p",
+                "pageheap",
+                "--test",
+                "sim",
+                "--features",
+                "allocator-api2",
+            ],
+        ),
+        (
             "testkit (simulated OS)",
             &[
                 "-p",
@@ -673,7 +684,8 @@ pub fn miri() -> Res {
     eprintln!(
         "xtask: NOT run under Miri (native only): real-OS tests (compiled out with \
          cfg(miri)), addr-ranges' and pagealloc's integration binaries, testkit's trace \
-         replays and differential proptests, runtime-heap (threads and the real OS), \
+         replays and differential proptests, runtime-heap's real-OS tests (its facade, \
+         GlobalAlloc and Allocator impls run over the simulated OS in tests/sim.rs), \
          the README doctests of arena and pagealloc (they reserve from the real OS)"
     );
     for (name, args) in runs {

@@ -1,7 +1,9 @@
 //! [`GlobalHeap`]: the heap as a `#[global_allocator]`.
 //!
 //! Allocations of at least a page ([`PAGE_BYTES`]) are spans of a [`Heap`]
-//! over the real OS; alignments above a page over-allocate and trim. Smaller
+//! over the real OS (or any [`Os`], see [`GlobalHeap::with_os_fn`]; the
+//! tests run the adapter over the simulated OS under Miri); alignments
+//! above a page over-allocate and trim. Smaller
 //! allocations go to the fallback, [`std::alloc::System`], because a page
 //! heap is the wrong tool for them (a size-class allocator would sit there).
 //!
@@ -45,7 +47,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use pageheap_arena::SystemOs;
+use pageheap_arena::{Os, SystemOs};
 
 use crate::heap::{Heap, Span, PAGE_BYTES};
 use crate::Config;
@@ -156,9 +158,14 @@ fn mark() -> Inside {
 ///     drop(v);
 /// }
 /// ```
-pub struct GlobalHeap {
+///
+/// The OS is the real one by default. [`GlobalHeap::with_os_fn`] takes
+/// another [`Os`] (e.g. the simulated one, so that the adapter's `unsafe`
+/// code runs under Miri), made on first use by a plain function.
+pub struct GlobalHeap<O: Os + 'static = SystemOs> {
     state: AtomicU8,
-    heap: OnceLock<Heap<SystemOs>>,
+    heap: OnceLock<Heap<O>>,
+    make_os: fn() -> O,
     config: Config,
     reentrant: AtomicUsize,
     creation: AtomicUsize,
@@ -175,9 +182,18 @@ impl GlobalHeap {
     /// A global heap with `config`. With `background_scavenger` set, the
     /// scavenger thread starts during the first large allocation.
     pub const fn with_config(config: Config) -> Self {
+        Self::with_os_fn(config, SystemOs::new)
+    }
+}
+
+impl<O: Os + 'static> GlobalHeap<O> {
+    /// A global heap with `config` over the OS `make_os` returns, called
+    /// once, during the first large allocation.
+    pub const fn with_os_fn(config: Config, make_os: fn() -> O) -> Self {
         GlobalHeap {
             state: AtomicU8::new(UNINIT),
             heap: OnceLock::new(),
+            make_os,
             config,
             reentrant: AtomicUsize::new(0),
             creation: AtomicUsize::new(0),
@@ -218,7 +234,7 @@ impl GlobalHeap {
     }
 
     /// The heap, once the first large allocation has created it.
-    pub fn heap(&self) -> Option<&Heap<SystemOs>> {
+    pub fn heap(&self) -> Option<&Heap<O>> {
         match self.state.load(Ordering::Acquire) {
             READY => self.heap.get(),
             _ => None,
@@ -227,7 +243,7 @@ impl GlobalHeap {
 
     /// The heap, creating it if needed; `None` if this thread is creating
     /// it right now or creation failed.
-    fn get_or_init(&self) -> Option<&Heap<SystemOs>> {
+    fn get_or_init(&self) -> Option<&Heap<O>> {
         loop {
             match self.state.load(Ordering::Acquire) {
                 READY => return self.heap.get(),
@@ -241,7 +257,7 @@ impl GlobalHeap {
                         .is_ok()
                     {
                         let prev = IN_HEAP.with(|m| m.replace(Inside::Creating));
-                        let ok = match Heap::with_config(self.config) {
+                        let ok = match Heap::with_os((self.make_os)(), self.config) {
                             Ok(h) => self.heap.set(h).is_ok(),
                             Err(_) => false,
                         };
@@ -332,7 +348,7 @@ impl Default for GlobalHeap {
     }
 }
 
-impl core::fmt::Debug for GlobalHeap {
+impl<O: Os + 'static> core::fmt::Debug for GlobalHeap<O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("GlobalHeap")
             .field("state", &self.state.load(Ordering::Relaxed))
@@ -366,7 +382,7 @@ fn is_large(layout: Layout) -> bool {
 //   code frees only blocks it allocated while marked, which `alloc` sent to
 //   `System`; so `System` gets them back.
 // - Nothing here unwinds: errors become null or an abort.
-unsafe impl GlobalAlloc for GlobalHeap {
+unsafe impl<O: Os + 'static> GlobalAlloc for GlobalHeap<O> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if !self.reentered() && is_large(layout) {
             if let Some((p, _)) = self.alloc_large(layout) {

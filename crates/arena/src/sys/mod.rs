@@ -119,7 +119,7 @@ pub(crate) unsafe fn side_unmap(addr: usize, len: usize) -> Result<(), Error> {
 /// # Safety
 /// The range lies in a side mapping from [`side_map`] whose contents the
 /// caller gives up, and no reference into the range is alive.
-#[cfg(feature = "sim")]
+#[cfg(all(feature = "sim", not(miri)))]
 pub(crate) unsafe fn side_zero(addr: usize, len: usize) -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
