@@ -5,6 +5,7 @@
 //! conformance replay, the replay benchmark) so that each has one spelling.
 
 mod cmd;
+mod mutants;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,10 @@ commands:
                               integration and doc tests and examples run from the packages
   msrv                        check the workspace with the declared rust-version
   fuzz-regressions            replay fuzz/regressions/TARGET/* through the built targets
+  mutants [--max N] [--seed S] [--file F]... [--list]
+                              mutation testing of the core (pagealloc's search, update,
+                              free, cache, scavenger; the facade's growth, quarantine,
+                              cache): score per file and every surviving mutant
   cross                       `cargo check -p pageheap-arena` for the cross targets, and
                               the no_std crates built for two bare-metal targets";
 
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         "msrv" => cmd::msrv(),
         "package" => cmd::package(),
         "fuzz-regressions" => cmd::fuzz_regressions(),
+        "mutants" => mutants::mutants(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
