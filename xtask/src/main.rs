@@ -34,7 +34,7 @@ commands:
                               integration and doc tests and examples run from the packages
   msrv                        check the workspace with the declared rust-version
   fuzz-regressions            replay fuzz/regressions/TARGET/* through the built targets
-  mutants [--max N] [--seed S] [--file F]... [--list]
+  mutants [--max N] [--seed S] [--file F]... [--only F:LINE]... [--list]
                               mutation testing of the core (pagealloc's search, update,
                               free, cache, scavenger; the facade's growth, quarantine,
                               cache): score per file and every surviving mutant

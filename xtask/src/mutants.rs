@@ -152,6 +152,8 @@ fn code_end(line: &str) -> usize {
 fn mutants_of(target: usize, text: &str) -> Vec<Mutant> {
     let mut out = Vec::new();
     let mut skip_depth: Option<i64> = None;
+    // Inside a multi-line assertion: its lines are not mutated either.
+    let mut in_assert = false;
     let mut depth: i64 = 0;
     let lines: Vec<&str> = text.lines().collect();
     for (i, &line) in lines.iter().enumerate() {
@@ -171,6 +173,14 @@ fn mutants_of(target: usize, text: &str) -> Vec<Mutant> {
             if depth <= d && !t.starts_with("mod tests") {
                 skip_depth = None;
             }
+            continue;
+        }
+        if in_assert {
+            in_assert = !t.starts_with(");");
+            continue;
+        }
+        if (t.starts_with("assert") || t.starts_with("debug_assert")) && t.ends_with('(') {
+            in_assert = true;
             continue;
         }
         if in_tests || skipped(t) {
@@ -324,12 +334,14 @@ impl Drop for Restore<'_> {
     }
 }
 
-/// `mutants [--list] [--max N] [--seed S] [--file PATH]...`
+/// `mutants [--list] [--max N] [--seed S] [--file PATH]... [--only PATH:LINE]...`
+/// (`--only`: every mutant of those lines, e.g. to re-judge survivors)
 pub fn mutants(args: &[String]) -> Result<(), String> {
     let mut max = usize::MAX;
     let mut seed = 0x5eed_u64;
     let mut list = false;
     let mut files: Vec<String> = Vec::new();
+    let mut only: Vec<(String, usize)> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -337,10 +349,15 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
             "--max" => max = val()?.parse().map_err(|_| "--max N")?,
             "--seed" => seed = val()?.parse().map_err(|_| "--seed S")?,
             "--file" => files.push(val()?),
+            "--only" => {
+                let v = val()?;
+                let (f, l) = v.rsplit_once(':').ok_or("--only FILE:LINE")?;
+                only.push((f.to_string(), l.parse().map_err(|_| "--only FILE:LINE")?));
+            }
             "--list" => list = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: cargo xtask mutants [--list] [--max N] [--seed S] [--file PATH]..."
+                    "unknown argument {other}; usage: cargo xtask mutants [--list] [--max N] [--seed S] [--file PATH]... [--only PATH:LINE]..."
                 ))
             }
         }
@@ -362,6 +379,12 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
             all.extend(mutants_of(i, &text));
         }
         texts.push(text);
+    }
+    if !only.is_empty() {
+        all.retain(|m| {
+            only.iter()
+                .any(|(f, l)| *l == m.line && TARGETS[m.target].file.ends_with(f.as_str()))
+        });
     }
     let total = all.len();
     let mut sample = all.clone();

@@ -234,6 +234,14 @@ pub fn verify<G: Geometry>(pa: &PageAlloc<G, SimOs>) {
         }
     }
 
+    // A leaf waits for its climb once, with the value its parent saw: a
+    // second entry would record a value the parent never saw.
+    let mut waiting: Vec<usize> = ins.pending_leaves().map(|p| p.0).collect();
+    let n = waiting.len();
+    waiting.sort_unstable();
+    waiting.dedup();
+    assert_eq!(waiting.len(), n, "a leaf waits twice among the pending climbs");
+
     let s = ins.search_addr();
     if s != ins.max_search_addr() {
         assert!(

@@ -96,6 +96,39 @@ fn hint_beyond_a_gap<G: Geometry>() {
     alloc_at(&mut pa, 2, Some((0, P - 2)));
 }
 
+fn free_lowers_exactly_the_sizes_that_fit<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, HOLES)], &[]);
+    alloc_at(&mut pa, 3, Some((0, 20)));
+    alloc_at(&mut pa, 3, Some((0, 40)));
+    // 4 pages: 43..47; then none is left, which raises the bounds of 4
+    // pages and up past the end.
+    alloc_at(&mut pa, 4, Some((0, 43)));
+    alloc_at(&mut pa, 4, None);
+    // Freeing 60..64, between allocated pages: a run of exactly 4 pages.
+    // The bounds of sizes 1 to 4 drop to it (unless lower already), and
+    // those of 5 pages and up stay: no such run starts there.
+    let off = |c, p| page::<G>(c, p).wrapping_sub(G::ARENA_BASE_OFFSET);
+    let before = pa.inspect().first_fit_hints();
+    pa.free(page::<G>(0, 60), 4).unwrap();
+    verify(&pa);
+    let after = pa.inspect().first_fit_hints();
+    for n in 1..=before.len() {
+        let want = if n <= 4 {
+            before[n - 1].min(off(0, 60))
+        } else {
+            before[n - 1]
+        };
+        assert_eq!(after[n - 1], want, "bound of {n} pages");
+    }
+    assert!(before[3] > off(0, 60), "the scenario raised the 4-page bound");
+    alloc_at(&mut pa, 4, Some((0, 60)));
+}
+
+#[test]
+fn free_lowers_exactly_the_sizes_that_fit_test() {
+    for_geometries!(free_lowers_exactly_the_sizes_that_fit);
+}
+
 #[test]
 fn free_lowers_hints_test() {
     for_geometries!(free_lowers_hints);
