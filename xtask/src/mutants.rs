@@ -267,7 +267,13 @@ fn shuffle<T>(v: &mut [T], mut seed: u64) {
 /// `None` on timeout (the group is killed).
 fn run_cargo(args: &[&str], timeout: Duration, quiet: bool) -> Result<Option<bool>, String> {
     let mut cmd = cargo_cmd();
-    cmd.args(args).current_dir(root());
+    // Property tests: one fixed seed for the baseline and every mutant, no
+    // shrinking (a failure is all that counts) and no regression files.
+    cmd.args(args)
+        .current_dir(root())
+        .env("PROPTEST_RNG_SEED", "1")
+        .env("PROPTEST_MAX_SHRINK_ITERS", "0")
+        .env("PROPTEST_DISABLE_FAILURE_PERSISTENCE", "1");
     if quiet {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }

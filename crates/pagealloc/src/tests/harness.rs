@@ -240,7 +240,11 @@ pub fn verify<G: Geometry>(pa: &PageAlloc<G, SimOs>) {
     let n = waiting.len();
     waiting.sort_unstable();
     waiting.dedup();
-    assert_eq!(waiting.len(), n, "a leaf waits twice among the pending climbs");
+    assert_eq!(
+        waiting.len(),
+        n,
+        "a leaf waits twice among the pending climbs"
+    );
 
     let s = ins.search_addr();
     if s != ins.max_search_addr() {

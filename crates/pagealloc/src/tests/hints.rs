@@ -120,7 +120,10 @@ fn free_lowers_exactly_the_sizes_that_fit<G: Geometry>() {
         };
         assert_eq!(after[n - 1], want, "bound of {n} pages");
     }
-    assert!(before[3] > off(0, 60), "the scenario raised the 4-page bound");
+    assert!(
+        before[3] > off(0, 60),
+        "the scenario raised the 4-page bound"
+    );
     alloc_at(&mut pa, 4, Some((0, 60)));
 }
 
