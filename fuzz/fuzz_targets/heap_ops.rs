@@ -23,7 +23,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use pageheap::{Config, Error, Heap, ReleaseMode, Span, PAGE_BYTES};
@@ -325,6 +326,26 @@ fn run_thread(heap: &Heap<Arc<SimOs>>, os: &SimOs, ops: &[HeapOp], alone: bool) 
     live.into_values().collect()
 }
 
+/// Work for the second thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The second thread of two-thread mode: one for the whole process, fed
+/// jobs through a channel, since spawning a thread per input cost about a
+/// third of the target's time. Its thread caches outlive each input's heap
+/// only as slots for a dead heap, which the cache code discards.
+fn second_thread() -> &'static Mutex<mpsc::Sender<Job>> {
+    static TX: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            for job in rx {
+                job();
+            }
+        });
+        Mutex::new(tx)
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     common::fixed_mmap_threshold();
     let Some((&cfg, rest)) = data.split_first() else {
@@ -333,21 +354,27 @@ fuzz_target!(|data: &[u8]| {
     let (config, two_threads) = config(cfg);
     let ops = decode(rest);
     let os = Arc::new(SimOs::new());
-    let heap = Heap::with_os(Arc::clone(&os), config).expect("heap");
+    let heap = Arc::new(Heap::with_os(Arc::clone(&os), config).expect("heap"));
     let spans: Vec<Span> = if two_threads {
         let (a, b): (Vec<_>, Vec<_>) = ops.iter().partition(|(second, _)| !second);
         let a: Vec<HeapOp> = a.into_iter().map(|(_, o)| o).collect();
         let b: Vec<HeapOp> = b.into_iter().map(|(_, o)| o).collect();
-        std::thread::scope(|s| {
-            let h = s.spawn(|| {
-                let v = run_thread(&heap, &os, &b, false);
-                heap.flush_thread_cache();
-                v
-            });
-            let mut v = run_thread(&heap, &os, &a, false);
-            v.extend(h.join().expect("second thread"));
-            v
-        })
+        let (done, result) = mpsc::channel();
+        let (h, o) = (Arc::clone(&heap), Arc::clone(&os));
+        second_thread()
+            .lock()
+            .expect("second thread's channel")
+            .send(Box::new(move || {
+                let v = run_thread(&h, &o, &b, false);
+                h.flush_thread_cache();
+                // The heap must be gone with the main thread's handle.
+                drop((h, o));
+                let _ = done.send(v);
+            }))
+            .expect("second thread alive");
+        let mut v = run_thread(&heap, &os, &a, false);
+        v.extend(result.recv().expect("second thread finished its ops"));
+        v
     } else {
         let ops: Vec<HeapOp> = ops.into_iter().map(|(_, o)| o).collect();
         run_thread(&heap, &os, &ops, true)
@@ -366,7 +393,7 @@ fuzz_target!(|data: &[u8]| {
         0,
         "pages leaked in the page allocator"
     );
-    drop(heap);
+    drop(Arc::into_inner(heap).expect("the only handle left"));
     assert!(os.reservations().is_empty(), "reservations left after drop");
     os.assert_clean();
 });

@@ -96,6 +96,31 @@ impl Backing {
                 return;
             }
         }
+        // A poison fill (lazily freed pages hold garbage) skips the pages of
+        // a mapping that are not resident: they read as zeros, one of the
+        // two outcomes a lazy free allows (a swapped-out page keeps its old
+        // bytes, the other one), and writing them would only fault them in.
+        #[cfg(not(miri))]
+        if let (1.., Backing::Mapped(addr, _)) = (byte, &*self) {
+            let page = crate::os_page_size();
+            let base = *addr;
+            let (start, end) = (base + offset, base + offset + len);
+            let (lo, hi) = (start.next_multiple_of(page), end / page * page);
+            let mut resident = vec![0u8; hi.saturating_sub(lo) / page];
+            if lo < hi && crate::sys::side_resident(lo, hi - lo, &mut resident) {
+                let bytes = self.bytes_mut();
+                bytes[offset..lo - base].fill(byte);
+                bytes[hi - base..offset + len].fill(byte);
+                for (i, r) in resident.iter().enumerate() {
+                    if r & 1 == 1 {
+                        let at = lo - base + i * page;
+                        bytes[at..at + page].fill(byte);
+                    }
+                }
+                self.expose();
+                return;
+            }
+        }
         self.bytes_mut()[offset..offset + len].fill(byte);
         self.expose();
     }

@@ -283,6 +283,51 @@ fn memory_is_real_and_zeroed_as_promised() {
     os.assert_clean();
 }
 
+/// The same promises for a reservation large enough to be backed by a
+/// side mapping natively (1 MiB): zeros first and after DontNeed or fault
+/// (whose whole pages go back to the OS), garbage after Free in every page
+/// that held data, and the contents kept while Ready.
+#[test]
+fn large_reservations_keep_the_promises() {
+    let os = SimOs::new();
+    let len = 256 * PAGE;
+    let base = os.reserve(None, len).unwrap();
+    os.map(base, len).unwrap();
+    os.used(base, len).unwrap();
+    let mem = Mem(&os, base);
+    for p in [0, 1, 100, 255] {
+        assert_eq!(mem.read(p * PAGE + 7), 0);
+        mem.write(p * PAGE + 7, 3);
+    }
+    // DontNeed over pages 1..=100, not page-aligned at either end.
+    // SAFETY:
+    // - The test's own simulated OS: nothing reads this memory after the
+    //   call unless the test made it Ready again.
+    unsafe { os.unused(base + PAGE, 100 * PAGE, ReleaseMode::DontNeed) }.unwrap();
+    os.used(base + PAGE, 100 * PAGE).unwrap();
+    assert_eq!(
+        (mem.read(7), mem.read(PAGE + 7), mem.read(100 * PAGE + 7)),
+        (3, 0, 0)
+    );
+    assert_eq!(mem.read(255 * PAGE + 7), 3);
+    // Free: the pages that held data read as garbage.
+    mem.write(50 * PAGE + 1, 8);
+    // SAFETY: as above.
+    unsafe { os.unused(base, len, ReleaseMode::Free) }.unwrap();
+    os.used(base, len).unwrap();
+    for at in [7, 50 * PAGE + 1, 255 * PAGE + 7] {
+        assert_eq!(mem.read(at), 0xA5, "byte {at:#x}");
+    }
+    // SAFETY: as above.
+    unsafe { os.fault(base, len) }.unwrap();
+    os.map(base, len).unwrap();
+    os.used(base, len).unwrap();
+    for p in [0, 50, 255] {
+        assert_eq!(mem.read(p * PAGE + 7), 0);
+    }
+    os.assert_clean();
+}
+
 /// Reads and writes simulated memory through the simulated OS's checked
 /// accessors (raw-pointer access is tested in `arena`, which may use
 /// `unsafe`).

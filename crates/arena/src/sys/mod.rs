@@ -143,6 +143,36 @@ pub(crate) unsafe fn side_zero(addr: usize, len: usize) -> bool {
     }
 }
 
+/// Which OS pages of `addr..addr + len` (whole pages inside one side
+/// mapping) are resident: `out[i] & 1` for page `i`. Returns whether the OS
+/// could tell (Linux: `mincore`); `out` has one byte per page.
+#[cfg(all(feature = "sim", not(miri)))]
+pub(crate) fn side_resident(addr: usize, len: usize, out: &mut [u8]) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        if out.len() < len.div_ceil(os_page_size()) {
+            return false;
+        }
+        // SAFETY:
+        // - `mincore` only reads the page tables of the range, which the
+        //   caller's side mapping covers, and writes one byte per page into
+        //   `out`, which has room for them (checked above).
+        let r = unsafe {
+            libc::mincore(
+                core::ptr::with_exposed_provenance_mut(addr),
+                len,
+                out.as_mut_ptr().cast(),
+            )
+        };
+        r == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (addr, len, out);
+        false
+    }
+}
+
 /// The real operating system's memory calls, behind the [`Os`] trait.
 ///
 /// A `SystemOs` remembers the reservations it made and the state of each of
