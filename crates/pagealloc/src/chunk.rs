@@ -272,14 +272,7 @@ impl PageBits {
             if run > 0 && run + low_free >= npages {
                 return (Some(run_start), new_search.unwrap_or(CHUNK_PAGES));
             }
-            // A run of up to 64 pages may also lie wholly inside the word
-            // (including at its start when no run reaches it).
-            if npages <= 64 {
-                let j = find_bit_range64(!w, npages as u32);
-                if j < 64 {
-                    return (Some(base + j as usize), new_search.unwrap_or(CHUNK_PAGES));
-                }
-            }
+            // (More than 64 pages here: no run lies inside one word.)
             if w == 0 {
                 if run == 0 {
                     run_start = base;

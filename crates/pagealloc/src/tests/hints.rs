@@ -127,6 +127,32 @@ fn free_lowers_exactly_the_sizes_that_fit<G: Geometry>() {
     alloc_at(&mut pa, 4, Some((0, 60)));
 }
 
+/// A chunk that went full keeps gap-cache entries from before, which no
+/// summary may trust: freeing inside it again must summarize from the
+/// bitmap (the incremental summaries are checked against a full count in
+/// debug builds, and `verify` recounts them).
+fn full_chunk_gaps_are_not_trusted<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, HOLES)], &[]);
+    alloc_at(&mut pa, 1, Some((0, 10)));
+    alloc_at(&mut pa, 3, Some((0, 20)));
+    alloc_at(&mut pa, 8, Some((0, 40)));
+    alloc_at(&mut pa, 1, None);
+    pa.free(page::<G>(0, 330), 2).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, 3, None);
+    alloc_at(&mut pa, 2, Some((0, 330)));
+    pa.free(page::<G>(0, 41), 3).unwrap();
+    pa.free(page::<G>(0, 100), 5).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, 4, Some((0, 100)));
+    alloc_at(&mut pa, 3, Some((0, 41)));
+}
+
+#[test]
+fn full_chunk_gaps_are_not_trusted_test() {
+    for_geometries!(full_chunk_gaps_are_not_trusted);
+}
+
 #[test]
 fn free_lowers_exactly_the_sizes_that_fit_test() {
     for_geometries!(free_lowers_exactly_the_sizes_that_fit);
