@@ -234,6 +234,14 @@ pub fn verify<G: Geometry>(pa: &PageAlloc<G, SimOs>) {
         }
     }
 
+    // The grown chunk bounds span the in-use ranges exactly.
+    let ranges: Vec<_> = ins.in_use().collect();
+    let span = ranges.first().zip(ranges.last()).map(|(f, l)| {
+        let off = |a: usize| a.wrapping_sub(G::ARENA_BASE_OFFSET) >> G::LOG_CHUNK_BYTES;
+        (off(f.base), off(l.limit))
+    });
+    assert_eq!(ins.chunk_bounds(), span, "chunk bounds against {ranges:x?}");
+
     // A leaf waits for its climb once, with the value its parent saw: a
     // second entry would record a value the parent never saw.
     let mut waiting: Vec<usize> = ins.pending_leaves().map(|p| p.0).collect();
