@@ -544,14 +544,7 @@ impl<O: Os + 'static> Heap<O> {
     /// heap itself served aborts the process (a global allocator cannot
     /// report an error).
     pub fn with_page_alloc<R>(&self, f: impl FnOnce(&HeapPageAlloc<O>) -> R) -> R {
-        let inner = self.shared.lock();
-        // `f` is the caller's code, not the heap's: it runs unmarked, so
-        // what it allocates and frees is routed as usual.
-        let mark = crate::global::enter();
-        crate::global::leave(inner.prev);
-        let r = f(&inner.pa);
-        crate::global::leave(mark);
-        r
+        self.inspect(|v| f(v.page_alloc()))
     }
 
     /// The arena reservations the heap holds, as `(base, len)` in address

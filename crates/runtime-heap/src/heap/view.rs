@@ -250,6 +250,8 @@ impl<O: Os + 'static> Heap<O> {
     /// As [`Heap::with_page_alloc`]: if `f` calls into this heap.
     pub fn inspect<R>(&self, f: impl FnOnce(&HeapView<'_, O>) -> R) -> R {
         let inner = self.shared.lock();
+        // `f` is the caller's code, not the heap's: it runs unmarked, so
+        // what it allocates and frees is routed as usual.
         let mark = crate::global::enter();
         crate::global::leave(inner.prev);
         let view = HeapView {
