@@ -12,7 +12,7 @@ mod rss;
 
 #[cfg(feature = "allocator-api2")]
 use std::sync::Arc;
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pageheap::Config;
 #[cfg(feature = "allocator-api2")]
@@ -27,6 +27,14 @@ pub static MEMORY: RwLock<()> = RwLock::new(());
 /// Shared access for tests that do not measure resident memory.
 pub fn shared_memory() -> RwLockReadGuard<'static, ()> {
     MEMORY.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sole access, for tests that measure resident memory or need the
+/// address space to themselves (the simulated OS maps its larger
+/// reservations from the real OS, so another test's heap would take the
+/// addresses a test expects to be reused).
+pub fn sole_memory() -> RwLockWriteGuard<'static, ()> {
+    MEMORY.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(feature = "allocator-api2")]

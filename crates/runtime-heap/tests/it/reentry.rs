@@ -8,20 +8,21 @@ use std::time::Duration;
 use pageheap::{Error, Heap};
 use pageheap_arena::sim::SimOs;
 
-use crate::{quiet, shared_memory};
+use crate::{quiet, shared_memory, sole_memory};
 
 /// A span outlives its heap; a new heap over the same OS reuses the
 /// addresses and must refuse it.
 #[test]
 fn a_span_of_a_dropped_heap_is_refused() {
-    let _g = shared_memory();
+    // No other test may map memory between a's drop and b's creation.
+    let _g = sole_memory();
     let os = Arc::new(SimOs::new());
     let config = quiet().with_thread_cache(false).with_arena_bytes(4 << 20);
-    // The simulated OS takes its memory from the host allocator, whose
-    // placement of large blocks changes after the first ones are freed
+    // The simulated OS takes its memory from the host allocator and the
+    // real OS, whose placements change after the first blocks are freed
     // (glibc raises its mmap threshold): one heap made and dropped first
-    // puts the host allocator in the state a and b then both see, so b
-    // lands where a was.
+    // puts them in the state a and b then both see, so b lands where a
+    // was.
     for _ in 0..2 {
         let warm = Heap::with_os(Arc::clone(&os), config).expect("warm-up heap");
         warm.free(warm.alloc(1).expect("warm-up span"))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pageheap::{Config, Heap, Span, PAGE_BYTES};
 
-use crate::{quiet, MEMORY};
+use crate::{quiet, sole_memory};
 
 const MIB: usize = 1 << 20;
 /// The allowed excess over live data plus metadata.
@@ -71,7 +71,7 @@ fn free_most(heap: &Heap, spans: Vec<Span>) -> (Vec<Span>, usize) {
 
 #[test]
 fn release_all_returns_memory() {
-    let _g = MEMORY.write().unwrap_or_else(|e| e.into_inner());
+    let _g = sole_memory();
     let heap = Heap::with_config(quiet()).expect("heap");
     let base = rss();
     let spans = allocate(&heap, 256 * MIB);
@@ -100,7 +100,7 @@ fn release_all_returns_memory() {
 
 #[test]
 fn background_scavenger_returns_memory_by_itself() {
-    let _g = MEMORY.write().unwrap_or_else(|e| e.into_inner());
+    let _g = sole_memory();
     let heap = Heap::with_config(Config::DEFAULT).expect("heap");
     let base = rss();
     let spans = allocate(&heap, 256 * MIB);
@@ -154,7 +154,7 @@ fn background_scavenger_returns_memory_by_itself() {
 
 #[test]
 fn memory_limit_holds_under_a_burst() {
-    let _g = MEMORY.write().unwrap_or_else(|e| e.into_inner());
+    let _g = sole_memory();
     let limit = 160 * MIB;
     let heap = Heap::with_config(quiet().with_memory_limit(limit)).expect("heap");
     let base = rss();
