@@ -31,7 +31,22 @@ struct Target {
     tests: &'static [&'static [&'static str]],
 }
 
-const PAGEALLOC_TESTS: &[&[&str]] = &[&["test", "-p", "pageheap-alloc", "--lib", "--tests"]];
+/// pagealloc's own tests first (the quick judge), then, for a mutant they
+/// miss, testkit's differential property tests against the flat model and
+/// the conformance traces of both policies.
+const PAGEALLOC_TESTS: &[&[&str]] = &[
+    &["test", "-p", "pageheap-alloc", "--lib", "--tests"],
+    &[
+        "test",
+        "-p",
+        "pageheap-testkit",
+        "--test",
+        "it",
+        "--",
+        "differential",
+        "traces",
+    ],
+];
 const FACADE_TESTS: &[&[&str]] = &[
     &["test", "-p", "pageheap", "--lib", "--tests"],
     &["test", "-p", "pageheap-testkit", "--test", "heap"],
@@ -302,18 +317,24 @@ fn run_cargo(args: &[&str], timeout: Duration, quiet: bool) -> Result<Option<boo
     }
 }
 
-/// Builds and tests one target's crate as it is on disk.
+/// Builds and tests one target's crate as it is on disk, one test command
+/// after the other: a mutant the first command kills costs no further
+/// build.
 fn judge(t: &Target, timeout: Duration) -> Result<Outcome, String> {
-    for args in t.tests {
-        let mut build: Vec<&str> = args.to_vec();
+    for (i, args) in t.tests.iter().enumerate() {
+        // `--no-run` goes to cargo, before any `--` that starts the test
+        // binary's own arguments.
+        let cargo_args = args.split(|a| *a == "--").next().unwrap_or(args);
+        let mut build: Vec<&str> = cargo_args.to_vec();
         build.push("--no-run");
         match run_cargo(&build, Duration::from_secs(900), true)? {
             Some(true) => {}
-            Some(false) => return Ok(Outcome::Unviable),
+            // Only the first build can tell an unviable mutant: the later
+            // commands build the same changed crate again.
+            Some(false) if i == 0 => return Ok(Outcome::Unviable),
+            Some(false) => return Ok(Outcome::Killed),
             None => return Err("building timed out".into()),
         }
-    }
-    for args in t.tests {
         match run_cargo(args, timeout, true)? {
             Some(true) => {}
             Some(false) => return Ok(Outcome::Killed),
@@ -418,6 +439,14 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
     let mut timeouts = vec![Duration::ZERO; TARGETS.len()];
     for &i in &chosen {
         let t = &TARGETS[i];
+        // Files judged by the same suite share its baseline.
+        if let Some(&j) = chosen
+            .iter()
+            .find(|&&j| j < i && std::ptr::eq(TARGETS[j].tests, t.tests))
+        {
+            timeouts[i] = timeouts[j];
+            continue;
+        }
         let start = Instant::now();
         let base = judge(t, Duration::from_secs(1800))?;
         if base != Outcome::Survived {
