@@ -29,32 +29,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use pageheap::{Config, Error, Heap, ReleaseMode, Span, PAGE_BYTES};
 use pageheap_alloc::ScavengePolicy;
+use pageheap_testkit::heapstrat::{decode, HeapOp};
 use pageheap_testkit::sim_os::{Faults, SimOs};
-
-#[derive(Clone, Copy, Debug)]
-enum HeapOp {
-    /// Allocate `pages` pages.
-    Alloc { pages: usize },
-    /// Allocate `pages` pages aligned to `align` bytes.
-    AllocAligned { pages: usize, align: usize },
-    /// Free the live span picked by `index`.
-    Free { index: usize },
-    /// Free `pages` pages at `offset` pages from the first span's address,
-    /// when not all of them are one live span: must fail.
-    BadFree { offset: usize, pages: usize },
-    /// Free a span freed before, if none of its pages is live now.
-    DoubleFree { index: usize },
-    /// Release `bytes`.
-    Scavenge { bytes: usize },
-    /// Release everything.
-    ReleaseAll,
-    /// Hand this thread's page cache back.
-    FlushCache,
-    /// Set a memory limit of `mib` MiB (0: none).
-    SetLimit { mib: usize },
-    /// Fail the `k`-th OS call from now (one thread only).
-    Fault { k: u64 },
-}
 
 /// The configuration byte.
 fn config(b: u8) -> (Config, bool) {
@@ -75,50 +51,6 @@ fn config(b: u8) -> (Config, bool) {
     (config, b & 16 != 0)
 }
 
-/// One to three bytes an op; the tag's top bit picks the thread in
-/// two-thread mode.
-fn decode(data: &[u8]) -> Vec<(bool, HeapOp)> {
-    let mut it = data.iter().copied();
-    let mut out = Vec::new();
-    while let Some(tag) = it.next() {
-        let mut byte = || usize::from(it.next().unwrap_or(0));
-        let op = match tag & 15 {
-            0..=4 => HeapOp::Alloc {
-                pages: 1 + byte() % 24,
-            },
-            5 => HeapOp::Alloc {
-                pages: 1 + (byte() | byte() << 8) % 1100,
-            },
-            6 => HeapOp::AllocAligned {
-                pages: 1 + byte() % 40,
-                align: 1 << (14 + byte() % 9),
-            },
-            7..=9 => HeapOp::Free { index: byte() },
-            10 => HeapOp::BadFree {
-                offset: byte() | byte() << 8,
-                pages: 1 + byte() % 16,
-            },
-            11 => HeapOp::DoubleFree { index: byte() },
-            12 => HeapOp::Scavenge {
-                bytes: byte() << 14,
-            },
-            13 => {
-                if byte() % 2 == 0 {
-                    HeapOp::ReleaseAll
-                } else {
-                    HeapOp::FlushCache
-                }
-            }
-            14 => HeapOp::SetLimit { mib: byte() % 64 },
-            _ => HeapOp::Fault {
-                k: 1 + byte() as u64 % 8,
-            },
-        };
-        out.push((tag & 0x80 != 0, op));
-    }
-    out
-}
-
 /// Whether any page of `base..end` is inside a live span.
 fn any_live(live: &BTreeMap<usize, Span>, base: usize, end: usize) -> bool {
     live.range(..end)
@@ -132,23 +64,14 @@ fn tag(s: &Span) -> [u8; 8] {
 }
 
 /// A new span: checks that it reads as zero where it says it needs no
-/// zeroing (its first and last 64 bytes of every page, up to 16 pages),
-/// then writes its tags.
+/// zeroing (every byte of its first 16 pages), then writes its tags.
 fn fill(os: &SimOs, s: &Span) {
     if !s.needs_zero() {
-        let mut buf = [0u8; 64];
-        for p in 0..s.n_pages().min(16) {
-            for at in [
-                s.base() + p * PAGE_BYTES,
-                s.base() + (p + 1) * PAGE_BYTES - 64,
-            ] {
-                os.read(at, &mut buf).expect("span memory is Ready");
-                assert!(
-                    buf.iter().all(|&b| b == 0),
-                    "{s:x?} says it needs no zeroing, {at:#x} is dirty"
-                );
-            }
-        }
+        let len = s.n_pages().min(16) * PAGE_BYTES;
+        assert!(
+            os.is_zero(s.base(), len).expect("span memory is Ready"),
+            "{s:x?} says it needs no zeroing, its first {len:#x} bytes are not all zeros"
+        );
     }
     os.write(s.base(), &tag(s)).expect("span memory is Ready");
     os.write(s.end() - 8, &tag(s))

@@ -432,6 +432,13 @@ pub fn fuzz_regressions() -> Res {
             continue;
         }
         let bin = root().join("fuzz/target/debug").join(&name);
+        if !bin.exists() {
+            return Err(format!(
+                "{} is not built; `cargo xtask ci` builds it first (or `cargo build \
+                 --manifest-path fuzz/Cargo.toml --bins --target-dir fuzz/target`)",
+                bin.display()
+            ));
+        }
         run(
             &format!("replaying {} input(s) of fuzz target {name}", inputs.len()),
             Command::new(&bin)
@@ -829,9 +836,16 @@ fn fuzz_figures(target: &str, stderr: &str) -> FuzzFigures {
         per_sec: field(last, "exec/s:").unwrap_or(0),
         inputs,
         mean_bytes: mean(&|v| v.len()),
-        mean_ops: (target == "pagealloc_ops").then(|| {
-            mean(&|v| pageheap_testkit::pagestrat::decode_ops(v.get(1..).unwrap_or(&[])).len())
-        }),
+        // Both targets spend the first byte on their configuration.
+        mean_ops: match target {
+            "pagealloc_ops" => Some(mean(&|v| {
+                pageheap_testkit::pagestrat::decode_ops(v.get(1..).unwrap_or(&[])).len()
+            })),
+            "heap_ops" => Some(mean(&|v| {
+                pageheap_testkit::heapstrat::decode(v.get(1..).unwrap_or(&[])).len()
+            })),
+            _ => None,
+        },
     }
 }
 

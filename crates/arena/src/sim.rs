@@ -309,6 +309,26 @@ impl SimOs {
         Ok(())
     }
 
+    /// Whether the `len` bytes at `addr` are all zeros, after
+    /// [`check_access`] (recording a violation if it fails). The same
+    /// answer as [`read`](SimOs::read) and a look at the bytes, without
+    /// faulting in memory nothing has touched: the pages of a side mapping
+    /// that the real OS reports not resident (and never swapped out) read
+    /// as zeros by its own guarantee.
+    ///
+    /// [`check_access`]: SimOs::check_access
+    ///
+    /// # Errors
+    /// As [`SimOs::check_access`].
+    pub fn is_zero(&self, addr: usize, len: usize) -> Result<bool, Error> {
+        self.check_access(addr, len)?;
+        let g = self.lock();
+        Ok(match find(&g.regions, addr, len.max(1)) {
+            Some((base, r)) => r.backing.is_zero(r.offset + (addr - base), len),
+            None => true,
+        })
+    }
+
     /// Copies `bytes` to memory at `addr`, after [`check_access`]
     /// (recording a violation if it fails).
     ///

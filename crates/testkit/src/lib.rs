@@ -29,6 +29,7 @@ pub const PERF_TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/traces");
 pub mod check;
 #[cfg(feature = "heap")]
 pub mod check_heap;
+pub mod heapstrat;
 #[cfg(feature = "pages")]
 pub mod model;
 #[cfg(feature = "pages")]

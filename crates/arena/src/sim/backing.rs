@@ -75,6 +75,34 @@ impl Backing {
         }
     }
 
+    /// Whether `offset..offset + len` is all zeros. The OS pages of a
+    /// mapping that are not resident are skipped: untouched or dropped
+    /// pages of a private anonymous mapping read as zeros, and reading
+    /// them would only fault in the zero page. A swapped-out page keeps its
+    /// bytes and is not resident either, so on a machine with swap every
+    /// byte is read.
+    pub(super) fn is_zero(&self, offset: usize, len: usize) -> bool {
+        let bytes = &self.bytes()[offset..offset + len];
+        #[cfg(not(miri))]
+        if let Backing::Mapped(addr, _) = self {
+            let page = crate::os_page_size();
+            let (start, end) = (addr + offset, addr + offset + len);
+            let (lo, hi) = (start / page * page, end.next_multiple_of(page));
+            let mut resident = vec![0u8; (hi - lo) / page];
+            if !swap_in_use() && crate::sys::side_resident(lo, hi - lo, &mut resident) {
+                return resident.iter().enumerate().all(|(i, r)| {
+                    if r & 1 == 0 {
+                        return true;
+                    }
+                    let from = (lo + i * page).max(start) - start;
+                    let to = (lo + (i + 1) * page).min(end) - start;
+                    all_zero(&bytes[from..to])
+                });
+            }
+        }
+        all_zero(bytes)
+    }
+
     /// Writes `byte` over `offset..offset + len`; zeros over the whole OS
     /// pages of a mapping are dropped to the OS instead (they read back as
     /// zeros and cost nothing until touched).
@@ -124,6 +152,27 @@ impl Backing {
         self.bytes_mut()[offset..offset + len].fill(byte);
         self.expose();
     }
+}
+
+/// Whether `bytes` are all zeros, compared a block at a time against a
+/// zero block (one `memcmp` each, not a loop over bytes, which fuzz builds
+/// instrument at every iteration).
+fn all_zero(bytes: &[u8]) -> bool {
+    static ZEROS: [u8; 4096] = [0; 4096];
+    bytes.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
+/// Whether the real OS has swap space, where a page that is not resident
+/// may still hold bytes (read once; Linux: `/proc/swaps` lists a device).
+#[cfg(not(miri))]
+fn swap_in_use() -> bool {
+    static SWAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SWAP.get_or_init(|| {
+        if !cfg!(target_os = "linux") {
+            return true;
+        }
+        std::fs::read_to_string("/proc/swaps").map_or(true, |s| s.lines().count() > 1)
+    })
 }
 
 impl Drop for Backing {

@@ -441,3 +441,41 @@ fn page_sizes_are_configurable() {
         })
     );
 }
+
+/// `is_zero` agrees with reading the bytes, in a large reservation (a side
+/// mapping, where untouched pages are skipped by residency) and a small
+/// one, and checks access like `read`.
+#[test]
+fn is_zero_agrees_with_the_bytes() {
+    for pages in [256, 2] {
+        let os = SimOs::new();
+        let len = pages * PAGE;
+        let base = os.reserve(None, len).unwrap();
+        assert!(
+            os.is_zero(base, PAGE).is_err(),
+            "reserved pages are not readable"
+        );
+        os.map(base, len).unwrap();
+        os.used(base, len).unwrap();
+        assert_eq!(os.take_violations().len(), 1);
+        assert!(os.is_zero(base, len).unwrap());
+        let mem = Mem(&os, base);
+        let last = len - 1;
+        mem.write(last, 9);
+        assert!(!os.is_zero(base, len).unwrap());
+        assert!(!os.is_zero(base + last, 1).unwrap());
+        assert!(os.is_zero(base, last).unwrap());
+        // A zero written over the byte: zeros again, though resident.
+        mem.write(last, 0);
+        assert!(os.is_zero(base, len).unwrap());
+        mem.write(PAGE + 3, 1);
+        assert!(!os.is_zero(PAGE / 2 + base, PAGE).unwrap());
+        assert!(os.is_zero(base, PAGE + 3).unwrap());
+        // SAFETY: the test's own simulated OS; the memory is not used
+        // again until made Ready.
+        unsafe { os.unused(base, len, ReleaseMode::DontNeed) }.unwrap();
+        os.used(base, len).unwrap();
+        assert!(os.is_zero(base, len).unwrap());
+        os.assert_clean();
+    }
+}
