@@ -812,3 +812,46 @@ impl<G: Geometry, O: Os> PageAlloc<G, O> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::child_change_hidden;
+    use crate::summary::Summary;
+    use crate::Go64;
+
+    /// The climb skips a parent exactly when the rule says the child's
+    /// change cannot alter it: each row is a child's old and new summary
+    /// `(start, max, end)`, the parent's longest run, and the answer.
+    /// Taking the climb when it could be skipped changes no result, only
+    /// the work, so only a table pins the cases where it must be skipped.
+    #[test]
+    fn climbs_stop_where_a_change_is_hidden() {
+        let p = Summary::pack::<Go64>;
+        #[rustfmt::skip]
+        let rows: &[((usize, usize, usize), (usize, usize, usize), usize, bool)] = &[
+            // Unchanged child.
+            ((1, 5, 2), (1, 5, 2), 10, true),
+            // The child's longest run grows up to the parent's.
+            ((1, 5, 2), (1, 10, 2), 10, true),
+            // The child held the parent's longest run and keeps it.
+            ((1, 10, 2), (1, 10, 2), 10, true),
+            // The child's longest run shrinks below a longer one elsewhere.
+            ((1, 5, 2), (1, 3, 2), 10, true),
+            // Its start or end run changed: runs across children may too.
+            ((1, 5, 2), (0, 5, 2), 10, false),
+            ((1, 5, 2), (1, 5, 3), 10, false),
+            // It grows past the parent's longest run.
+            ((1, 5, 2), (1, 11, 2), 10, false),
+            // It held the parent's longest run and loses part of it.
+            ((1, 10, 2), (1, 9, 2), 10, false),
+        ];
+        for &(old, new, pmax, hidden) in rows {
+            let parent = p(0, pmax, 0);
+            assert_eq!(
+                child_change_hidden::<Go64>(p(old.0, old.1, old.2), p(new.0, new.1, new.2), parent),
+                hidden,
+                "old {old:?}, new {new:?}, parent max {pmax}"
+            );
+        }
+    }
+}
