@@ -148,6 +148,67 @@ fn full_chunk_gaps_are_not_trusted<G: Geometry>() {
     alloc_at(&mut pa, 3, Some((0, 41)));
 }
 
+/// What each allocation leaves behind, exactly: the bounds of its size and
+/// up rise to the page after the run, those of smaller sizes stay, and the
+/// search address moves to the run's last page when the run started at
+/// the first free page (a one-page fit always does). Looser values would
+/// place every request the same and only search more, which is why the
+/// state itself is checked here.
+fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
+    // Pages 0 to 9 allocated: a run freed at the chunk's first page could
+    // reach into the chunk below, which drops every bound to 0.
+    let mut pa = build::<G>(&[(0, &[(0, 10)])], &[]);
+    let off = |p| page::<G>(0, p).wrapping_sub(G::ARENA_BASE_OFFSET);
+    let state = |pa: &crate::PageAlloc<G, pageheap_arena::sim::SimOs>| {
+        (pa.inspect().first_fit_hints(), pa.inspect().search_addr())
+    };
+    // One page, then one more: both at the first free page, so the search
+    // address follows, and every bound rises to the page after.
+    alloc_at(&mut pa, 1, Some((0, 10)));
+    alloc_at(&mut pa, 1, Some((0, 11)));
+    let (h, search) = state(&pa);
+    assert_eq!(search, page::<G>(0, 11), "search after two one-page fits");
+    assert!(
+        h.iter().all(|&b| b == off(12)),
+        "bounds after two pages: {h:x?}"
+    );
+    // Four pages at 12: the search address was page 11, not the first
+    // free page, so it stays; the bounds of four pages and up rise to 16,
+    // the smaller ones stay at 12.
+    alloc_at(&mut pa, 4, Some((0, 12)));
+    let (h, search) = state(&pa);
+    assert_eq!(search, page::<G>(0, 11));
+    assert!(h[..3].iter().all(|&b| b == off(12)), "{h:x?}");
+    assert!(h[3..].iter().all(|&b| b == off(16)), "{h:x?}");
+    // Free pages 10 and 11, a run of exactly two pages: the search address
+    // and the bounds of one and two pages drop to page 10, the others stay.
+    pa.free(page::<G>(0, 10), 2).unwrap();
+    verify(&pa);
+    let (h, search) = state(&pa);
+    assert_eq!(search, page::<G>(0, 10), "search after the free");
+    assert_eq!(
+        (h[0], h[1], h[2], h[3]),
+        (off(10), off(10), off(12), off(16))
+    );
+    // Two pages again fill it, starting at the first free page: the search
+    // address moves to the run's last page, the two-page bound rises to
+    // page 12 (where the three-page one is already), the rest stay.
+    alloc_at(&mut pa, 2, Some((0, 10)));
+    let (h, search) = state(&pa);
+    assert_eq!(
+        search,
+        page::<G>(0, 11),
+        "search after a fit at the first free page"
+    );
+    assert_eq!((h[0], h[1], h[2]), (off(10), off(12), off(12)), "{h:x?}");
+    assert!(h[3..].iter().all(|&b| b == off(16)), "{h:x?}");
+}
+
+#[test]
+fn allocations_raise_hints_and_search_exactly_test() {
+    for_geometries!(allocations_raise_hints_and_search_exactly);
+}
+
 #[test]
 fn full_chunk_gaps_are_not_trusted_test() {
     for_geometries!(full_chunk_gaps_are_not_trusted);
