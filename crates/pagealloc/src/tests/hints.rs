@@ -204,6 +204,39 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
     assert!(h[3..].iter().all(|&b| b == off(16)), "{h:x?}");
 }
 
+/// Rounding an offset up into in-use memory (Go's `findMappedAddr`), with
+/// the in-use range the last search remembered and without: an offset
+/// inside a range stays, one in a gap or just past a range's end moves to
+/// the next range's start, one past every range is the maximum.
+fn find_mapped_rounds_up_into_in_use_memory<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, &[(0, 10)]), (4, &[])], &[]);
+    let off = |c, p| page::<G>(c, p).wrapping_sub(G::ARENA_BASE_OFFSET);
+    let check = |pa: &crate::PageAlloc<G, pageheap_arena::sim::SimOs>| {
+        assert_eq!(pa.find_mapped(off(0, 5)), off(0, 5));
+        assert_eq!(
+            pa.find_mapped(off(1, 0)),
+            off(4, 0),
+            "just past the first range"
+        );
+        assert_eq!(pa.find_mapped(off(2, 3)), off(4, 0), "in the gap");
+        assert_eq!(pa.find_mapped(off(4, P - 1)), off(4, P - 1));
+        assert_eq!(
+            pa.find_mapped(off(5, 0)),
+            crate::max_off::<G>(),
+            "past the last range"
+        );
+    };
+    check(&pa);
+    // This search remembers the first range.
+    alloc_at(&mut pa, 1, Some((0, 10)));
+    check(&pa);
+}
+
+#[test]
+fn find_mapped_rounds_up_into_in_use_memory_test() {
+    for_geometries!(find_mapped_rounds_up_into_in_use_memory);
+}
+
 #[test]
 fn allocations_raise_hints_and_search_exactly_test() {
     for_geometries!(allocations_raise_hints_and_search_exactly);
