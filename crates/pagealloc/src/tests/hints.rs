@@ -232,6 +232,27 @@ fn find_mapped_rounds_up_into_in_use_memory<G: Geometry>() {
     check(&pa);
 }
 
+/// A search through the tree (more pages than the hints cover) narrows its
+/// first-free window to the lowest free page it passes, and the search
+/// address rises to it: here the hole at page 10, which the 20-page
+/// request does not fit, so the search address ends there, above the
+/// chunk's start where it began.
+fn tree_search_raises_the_search_address<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, &[(0, 10), (11, 9)])], &[]);
+    assert_eq!(
+        pa.inspect().search_addr(),
+        page::<G>(0, 0),
+        "a new heap's search address"
+    );
+    alloc_at(&mut pa, 20, Some((0, 20)));
+    assert_eq!(pa.inspect().search_addr(), page::<G>(0, 10));
+}
+
+#[test]
+fn tree_search_raises_the_search_address_test() {
+    for_geometries!(tree_search_raises_the_search_address);
+}
+
 #[test]
 fn find_mapped_rounds_up_into_in_use_memory_test() {
     for_geometries!(find_mapped_rounds_up_into_in_use_memory);
