@@ -204,6 +204,26 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
     assert!(h[3..].iter().all(|&b| b == off(16)), "{h:x?}");
 }
 
+/// A freed run that reaches its chunk's end may go on into the next chunk,
+/// so every size's bound drops to the run's first page, exactly; so does a
+/// free of pages that need not form one run (a cache flush).
+fn runs_reaching_the_chunk_end_lower_every_bound_to_their_start<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, &[(0, P)]), (1, &[(0, 10)])], &[]);
+    let off = |c, p| page::<G>(c, p).wrapping_sub(G::ARENA_BASE_OFFSET);
+    // One page fits first at page 10 of chunk 1: every bound rises past it.
+    alloc_at(&mut pa, 1, Some((1, 10)));
+    pa.free(page::<G>(0, P - 4), 4).unwrap();
+    verify(&pa);
+    let h = pa.inspect().first_fit_hints();
+    assert!(h.iter().all(|&b| b == off(0, P - 4)), "{h:x?}");
+    alloc_at(&mut pa, 4, Some((0, P - 4)));
+}
+
+#[test]
+fn runs_reaching_the_chunk_end_test() {
+    for_geometries!(runs_reaching_the_chunk_end_lower_every_bound_to_their_start);
+}
+
 /// Rounding an offset up into in-use memory (Go's `findMappedAddr`), with
 /// the in-use range the last search remembered and without: an offset
 /// inside a range stays, one in a gap or just past a range's end moves to
