@@ -283,6 +283,66 @@ fn allocations_raise_hints_and_search_exactly_test() {
     for_geometries!(allocations_raise_hints_and_search_exactly);
 }
 
+/// A chunk filled as the middle of a multi-chunk allocation keeps the gap
+/// cache it had while free; once part of it is freed again, a cache taken
+/// from it summarizes from that cache, which must not say "free" for the
+/// words that stayed allocated (debug builds check every incremental
+/// summary against a full count, and `verify` recounts them).
+fn middle_chunk_gaps_are_not_trusted<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, &[(0, P - 1)]), (1, &[]), (2, &[])], &[]);
+    // Summaries of chunk 1 from its gap cache while it is free: a cache
+    // block taken from it and handed back (the first cache takes chunk 0's
+    // last block, the only free page there).
+    let mut c0 = pa.alloc_to_cache();
+    let mut c1 = pa.alloc_to_cache();
+    assert_eq!(
+        (c0.base(), c1.base()),
+        (page::<G>(0, P - 64), page::<G>(1, 0))
+    );
+    pa.flush_cache(&mut c1).unwrap();
+    pa.flush_cache(&mut c0).unwrap();
+    verify(&pa);
+    // From chunk 0's last page through chunk 1 into chunk 2.
+    alloc_at(&mut pa, P + 2, Some((0, P - 1)));
+    pa.free(page::<G>(1, 5 * 64 + 3), 2).unwrap();
+    verify(&pa);
+    let c = pa.alloc_to_cache();
+    assert_eq!(c.base(), page::<G>(1, 5 * 64));
+    verify(&pa);
+    alloc_at(&mut pa, 1, Some((2, 1)));
+}
+
+/// A flush hands back pages that need not form one run, so every size's
+/// bound drops to the start of the free run at the cache block's base,
+/// exactly (no further: the bounds below it stay exact).
+fn flush_lowers_every_bound_to_the_block_run<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, &[(0, 64), (70, 10)])], &[]);
+    let off = |p| page::<G>(0, p).wrapping_sub(G::ARENA_BASE_OFFSET);
+    // The cache takes block 64..128 with pages 64-69 and 80-127 free; the
+    // next page goes at 128 and raises every bound past it.
+    let mut c = pa.alloc_to_cache();
+    assert_eq!(c.base(), page::<G>(0, 64));
+    alloc_at(&mut pa, 1, Some((0, 128)));
+    let h = pa.inspect().first_fit_hints();
+    assert!(h.iter().all(|&b| b == off(129)), "{h:x?}");
+    pa.flush_cache(&mut c).unwrap();
+    verify(&pa);
+    let h = pa.inspect().first_fit_hints();
+    assert!(h.iter().all(|&b| b == off(64)), "{h:x?}");
+    alloc_at(&mut pa, 6, Some((0, 64)));
+    alloc_at(&mut pa, 7, Some((0, 80)));
+}
+
+#[test]
+fn flush_lowers_every_bound_to_the_block_run_test() {
+    for_geometries!(flush_lowers_every_bound_to_the_block_run);
+}
+
+#[test]
+fn middle_chunk_gaps_are_not_trusted_test() {
+    for_geometries!(middle_chunk_gaps_are_not_trusted);
+}
+
 #[test]
 fn full_chunk_gaps_are_not_trusted_test() {
     for_geometries!(full_chunk_gaps_are_not_trusted);
