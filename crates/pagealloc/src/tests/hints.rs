@@ -333,6 +333,35 @@ fn flush_lowers_every_bound_to_the_block_run<G: Geometry>() {
     alloc_at(&mut pa, 7, Some((0, 80)));
 }
 
+/// An allocation over two chunks whose last page is the first page of a
+/// chunk at an 8-chunk boundary: the summaries above the leaves must be
+/// merged again up to and including that chunk's block (`verify` compares
+/// every level with a merge of its children).
+fn update_reaches_the_block_of_the_last_page<G: Geometry>() {
+    let full: &[(usize, usize)] = &[(0, P)];
+    let chunks = [
+        (0, full),
+        (1, full),
+        (2, full),
+        (3, full),
+        (4, full),
+        (5, full),
+        (6, full),
+        (7, &[(0, P - 4)]),
+        (8, &[]),
+    ];
+    let mut pa = build::<G>(&chunks, &[]);
+    alloc_at(&mut pa, 5, Some((7, P - 4)));
+    pa.free(page::<G>(7, P - 4), 5).unwrap();
+    verify(&pa);
+    alloc_at(&mut pa, P + 4, Some((7, P - 4)));
+}
+
+#[test]
+fn update_reaches_the_block_of_the_last_page_test() {
+    for_geometries!(update_reaches_the_block_of_the_last_page);
+}
+
 #[test]
 fn flush_lowers_every_bound_to_the_block_run_test() {
     for_geometries!(flush_lowers_every_bound_to_the_block_run);
