@@ -287,6 +287,21 @@ fn find_new_search_index() {
     check_find(&[(0, 1), (200, 1)], 312, 0, (None, 1));
 }
 
+/// The free run around an empty range at either end of the chunk, where
+/// the searches start or stop at the bitmap's edges (the property test
+/// reaches these ends only by chance).
+#[test]
+fn run_bounds_at_the_chunk_edges() {
+    let b = bits_with(&[(10, 5), (500, 2)]);
+    assert_eq!(b.run_bounds(0, 0), (0, 10));
+    assert_eq!(b.run_bounds(P, P), (502, P));
+    assert_eq!(b.run_bounds(P - 1, P), (502, P));
+    assert_eq!(b.run_bounds(0, P), (0, P));
+    let full = bits_with(&[(0, P)]);
+    assert_eq!(full.run_bounds(P, P), (P, P));
+    assert_eq!(full.run_bounds(0, 0), (0, 0));
+}
+
 #[test]
 #[should_panic = "find of zero pages"]
 fn find_zero_pages_panics() {
