@@ -362,6 +362,33 @@ fn update_reaches_the_block_of_the_last_page_test() {
     for_geometries!(update_reaches_the_block_of_the_last_page);
 }
 
+/// A run detached for release and reattached is one run: only the bounds
+/// of the sizes that fit in it drop, the others stay where they were.
+fn reattach_lowers_only_the_sizes_that_fit<G: Geometry>() {
+    let mut pa = build::<G>(&[(0, &[(0, 100), (104, P - 104)])], &[]);
+    let off = |p| page::<G>(0, p).wrapping_sub(G::ARENA_BASE_OFFSET);
+    // No five pages anywhere: the bounds of five pages and up go past the
+    // end; one page goes at 100 and raises the smaller ones past it.
+    alloc_at(&mut pa, 5, None);
+    alloc_at(&mut pa, 1, Some((0, 100)));
+    let run = pa
+        .detach_for_release(usize::MAX, true)
+        .expect("pages 101-103");
+    assert_eq!((run.base(), run.n_pages()), (page::<G>(0, 101), 3));
+    pa.reattach(run, true).unwrap();
+    verify(&pa);
+    let h = pa.inspect().first_fit_hints();
+    // Sizes up to four were raised to 101 by the one-page fit (the run
+    // holds three), five and up stay past the end.
+    assert!(h[..4].iter().all(|&b| b == off(101)), "{h:x?}");
+    assert!(h[4..].iter().all(|&b| b == usize::MAX), "{h:x?}");
+}
+
+#[test]
+fn reattach_lowers_only_the_sizes_that_fit_test() {
+    for_geometries!(reattach_lowers_only_the_sizes_that_fit);
+}
+
 #[test]
 fn flush_lowers_every_bound_to_the_block_run_test() {
     for_geometries!(flush_lowers_every_bound_to_the_block_run);
