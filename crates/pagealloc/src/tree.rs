@@ -828,7 +828,8 @@ mod tests {
     fn climbs_stop_where_a_change_is_hidden() {
         let p = Summary::pack::<Go64>;
         #[rustfmt::skip]
-        let rows: &[((usize, usize, usize), (usize, usize, usize), usize, bool)] = &[
+        type Fields = (usize, usize, usize);
+        let rows: &[(Fields, Fields, usize, bool)] = &[
             // Unchanged child.
             ((1, 5, 2), (1, 5, 2), 10, true),
             // The child's longest run grows up to the parent's.
