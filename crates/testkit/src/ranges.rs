@@ -191,10 +191,13 @@ impl Model {
         if n == 0 || end >= self.count() {
             return Err(Error::EmptyRange { range });
         }
+        // A run that meets `[g, end)` holds a granule there; the lowest
+        // such granule lies in the lowest such run.
         let lowest_hit = self
-            .runs()
-            .into_iter()
-            .find(|&(s, e)| e > u128::from(g) && u128::from(s) < end);
+            .granules
+            .range(g..end as u64)
+            .next()
+            .map(|&h| self.run_around(h));
         if let Some((s, e)) = lowest_hit {
             return Err(Error::Overlap {
                 range,
@@ -208,19 +211,39 @@ impl Model {
     /// Removes `n` granules from the top run, or all of it if it is not
     /// longer, and returns what was removed (`None` when empty).
     pub fn remove_last(&mut self, n: u64) -> Option<AddrRange> {
-        let (s, e) = *self.runs().last()?;
+        let (s, e) = self.run_around(*self.granules.last()?);
         let cut = if e - u128::from(s) > u128::from(n) {
             (e - u128::from(n)) as u64
         } else {
             s
         };
-        self.granules.retain(|&g| g < cut);
+        self.granules.split_off(&cut);
         Some(self.range(cut, e))
     }
 
     /// Removes every granule from `g` up.
     pub fn remove_greater_equal(&mut self, g: u64) {
-        self.granules.retain(|&x| x < g);
+        self.granules.split_off(&g);
+    }
+
+    /// The maximal run `[start, end)` holding granule `h` (which the model
+    /// holds), found by walking its neighbours.
+    fn run_around(&self, h: u64) -> (u64, u128) {
+        let mut start = h;
+        for &x in self.granules.range(..h).rev() {
+            if x + 1 != start {
+                break;
+            }
+            start = x;
+        }
+        let mut end = u128::from(h) + 1;
+        for &x in self.granules.range(h + 1..) {
+            if u128::from(x) != end {
+                break;
+            }
+            end += 1;
+        }
+        (start, end)
     }
 }
 
@@ -315,7 +338,6 @@ impl<S: Storage> Harness<S> {
 
     fn add(&mut self, g: u64, n: u64) {
         let range = self.model.range(g, u128::from(g) + u128::from(n));
-        let before = self.model.clone();
         let want = self.model.add(g, n);
         match self.set.add(range) {
             Err(Error::OutOfStorage { .. }) => {
@@ -324,7 +346,11 @@ impl<S: Storage> Harness<S> {
                     Ok(()),
                     "out of storage where the model fails: add {range}"
                 );
-                self.model = before;
+                // The model took granules `[g, g + n)`, none of which it
+                // held before (the add succeeded): take them back.
+                for x in g..g + n {
+                    self.model.granules.remove(&x);
+                }
             }
             got => assert_eq!(got, want, "add {range}"),
         }
