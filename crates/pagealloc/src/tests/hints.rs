@@ -19,6 +19,12 @@ fn alloc_at<G: Geometry>(
     verify(pa);
 }
 
+/// The offset of page `p` of test chunk `c`, as the first-fit hints hold
+/// it (from the geometry's start, not an address).
+fn off<G: Geometry>(c: usize, p: usize) -> usize {
+    page::<G>(c, p).wrapping_sub(G::ARENA_BASE_OFFSET)
+}
+
 /// Holes of 1, 3 and 8 pages at 10, 20 and 40; everything else allocated.
 const HOLES: &[(usize, usize)] = &[(0, 10), (11, 9), (23, 17), (48, P - 48)];
 
@@ -107,21 +113,20 @@ fn free_lowers_exactly_the_sizes_that_fit<G: Geometry>() {
     // Freeing 60..64, between allocated pages: a run of exactly 4 pages.
     // The bounds of sizes 1 to 4 drop to it (unless lower already), and
     // those of 5 pages and up stay: no such run starts there.
-    let off = |c, p| page::<G>(c, p).wrapping_sub(G::ARENA_BASE_OFFSET);
     let before = pa.inspect().first_fit_hints();
     pa.free(page::<G>(0, 60), 4).unwrap();
     verify(&pa);
     let after = pa.inspect().first_fit_hints();
     for n in 1..=before.len() {
         let want = if n <= 4 {
-            before[n - 1].min(off(0, 60))
+            before[n - 1].min(off::<G>(0, 60))
         } else {
             before[n - 1]
         };
         assert_eq!(after[n - 1], want, "bound of {n} pages");
     }
     assert!(
-        before[3] > off(0, 60),
+        before[3] > off::<G>(0, 60),
         "the scenario raised the 4-page bound"
     );
     alloc_at(&mut pa, 4, Some((0, 60)));
@@ -158,7 +163,6 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
     // Pages 0 to 9 allocated: a run freed at the chunk's first page could
     // reach into the chunk below, which drops every bound to 0.
     let mut pa = build::<G>(&[(0, &[(0, 10)])], &[]);
-    let off = |p| page::<G>(0, p).wrapping_sub(G::ARENA_BASE_OFFSET);
     let state = |pa: &crate::PageAlloc<G, pageheap_arena::sim::SimOs>| {
         (pa.inspect().first_fit_hints(), pa.inspect().search_addr())
     };
@@ -169,7 +173,7 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
     let (h, search) = state(&pa);
     assert_eq!(search, page::<G>(0, 11), "search after two one-page fits");
     assert!(
-        h.iter().all(|&b| b == off(12)),
+        h.iter().all(|&b| b == off::<G>(0, 12)),
         "bounds after two pages: {h:x?}"
     );
     // Four pages at 12: the search address was page 11, not the first
@@ -178,8 +182,8 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
     alloc_at(&mut pa, 4, Some((0, 12)));
     let (h, search) = state(&pa);
     assert_eq!(search, page::<G>(0, 11));
-    assert!(h[..3].iter().all(|&b| b == off(12)), "{h:x?}");
-    assert!(h[3..].iter().all(|&b| b == off(16)), "{h:x?}");
+    assert!(h[..3].iter().all(|&b| b == off::<G>(0, 12)), "{h:x?}");
+    assert!(h[3..].iter().all(|&b| b == off::<G>(0, 16)), "{h:x?}");
     // Free pages 10 and 11, a run of exactly two pages: the search address
     // and the bounds of one and two pages drop to page 10, the others stay.
     pa.free(page::<G>(0, 10), 2).unwrap();
@@ -188,7 +192,12 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
     assert_eq!(search, page::<G>(0, 10), "search after the free");
     assert_eq!(
         (h[0], h[1], h[2], h[3]),
-        (off(10), off(10), off(12), off(16))
+        (
+            off::<G>(0, 10),
+            off::<G>(0, 10),
+            off::<G>(0, 12),
+            off::<G>(0, 16)
+        )
     );
     // Two pages again fill it, starting at the first free page: the search
     // address moves to the run's last page, the two-page bound rises to
@@ -200,8 +209,12 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
         page::<G>(0, 11),
         "search after a fit at the first free page"
     );
-    assert_eq!((h[0], h[1], h[2]), (off(10), off(12), off(12)), "{h:x?}");
-    assert!(h[3..].iter().all(|&b| b == off(16)), "{h:x?}");
+    assert_eq!(
+        (h[0], h[1], h[2]),
+        (off::<G>(0, 10), off::<G>(0, 12), off::<G>(0, 12)),
+        "{h:x?}"
+    );
+    assert!(h[3..].iter().all(|&b| b == off::<G>(0, 16)), "{h:x?}");
 }
 
 /// A freed run that reaches its chunk's end may go on into the next chunk,
@@ -209,13 +222,12 @@ fn allocations_raise_hints_and_search_exactly<G: Geometry>() {
 /// free of pages that need not form one run (a cache flush).
 fn runs_reaching_the_chunk_end_lower_every_bound_to_their_start<G: Geometry>() {
     let mut pa = build::<G>(&[(0, &[(0, P)]), (1, &[(0, 10)])], &[]);
-    let off = |c, p| page::<G>(c, p).wrapping_sub(G::ARENA_BASE_OFFSET);
     // One page fits first at page 10 of chunk 1: every bound rises past it.
     alloc_at(&mut pa, 1, Some((1, 10)));
     pa.free(page::<G>(0, P - 4), 4).unwrap();
     verify(&pa);
     let h = pa.inspect().first_fit_hints();
-    assert!(h.iter().all(|&b| b == off(0, P - 4)), "{h:x?}");
+    assert!(h.iter().all(|&b| b == off::<G>(0, P - 4)), "{h:x?}");
     alloc_at(&mut pa, 4, Some((0, P - 4)));
 }
 
@@ -230,18 +242,17 @@ fn runs_reaching_the_chunk_end_test() {
 /// the next range's start, one past every range is the maximum.
 fn find_mapped_rounds_up_into_in_use_memory<G: Geometry>() {
     let mut pa = build::<G>(&[(0, &[(0, 10)]), (4, &[])], &[]);
-    let off = |c, p| page::<G>(c, p).wrapping_sub(G::ARENA_BASE_OFFSET);
     let check = |pa: &crate::PageAlloc<G, pageheap_arena::sim::SimOs>| {
-        assert_eq!(pa.find_mapped(off(0, 5)), off(0, 5));
+        assert_eq!(pa.find_mapped(off::<G>(0, 5)), off::<G>(0, 5));
         assert_eq!(
-            pa.find_mapped(off(1, 0)),
-            off(4, 0),
+            pa.find_mapped(off::<G>(1, 0)),
+            off::<G>(4, 0),
             "just past the first range"
         );
-        assert_eq!(pa.find_mapped(off(2, 3)), off(4, 0), "in the gap");
-        assert_eq!(pa.find_mapped(off(4, P - 1)), off(4, P - 1));
+        assert_eq!(pa.find_mapped(off::<G>(2, 3)), off::<G>(4, 0), "in the gap");
+        assert_eq!(pa.find_mapped(off::<G>(4, P - 1)), off::<G>(4, P - 1));
         assert_eq!(
-            pa.find_mapped(off(5, 0)),
+            pa.find_mapped(off::<G>(5, 0)),
             crate::max_off::<G>(),
             "past the last range"
         );
@@ -317,18 +328,17 @@ fn middle_chunk_gaps_are_not_trusted<G: Geometry>() {
 /// exactly (no further: the bounds below it stay exact).
 fn flush_lowers_every_bound_to_the_block_run<G: Geometry>() {
     let mut pa = build::<G>(&[(0, &[(0, 64), (70, 10)])], &[]);
-    let off = |p| page::<G>(0, p).wrapping_sub(G::ARENA_BASE_OFFSET);
     // The cache takes block 64..128 with pages 64-69 and 80-127 free; the
     // next page goes at 128 and raises every bound past it.
     let mut c = pa.alloc_to_cache();
     assert_eq!(c.base(), page::<G>(0, 64));
     alloc_at(&mut pa, 1, Some((0, 128)));
     let h = pa.inspect().first_fit_hints();
-    assert!(h.iter().all(|&b| b == off(129)), "{h:x?}");
+    assert!(h.iter().all(|&b| b == off::<G>(0, 129)), "{h:x?}");
     pa.flush_cache(&mut c).unwrap();
     verify(&pa);
     let h = pa.inspect().first_fit_hints();
-    assert!(h.iter().all(|&b| b == off(64)), "{h:x?}");
+    assert!(h.iter().all(|&b| b == off::<G>(0, 64)), "{h:x?}");
     alloc_at(&mut pa, 6, Some((0, 64)));
     alloc_at(&mut pa, 7, Some((0, 80)));
 }
@@ -366,7 +376,6 @@ fn update_reaches_the_block_of_the_last_page_test() {
 /// of the sizes that fit in it drop, the others stay where they were.
 fn reattach_lowers_only_the_sizes_that_fit<G: Geometry>() {
     let mut pa = build::<G>(&[(0, &[(0, 100), (104, P - 104)])], &[]);
-    let off = |p| page::<G>(0, p).wrapping_sub(G::ARENA_BASE_OFFSET);
     // No five pages anywhere: the bounds of five pages and up go past the
     // end; one page goes at 100 and raises the smaller ones past it.
     alloc_at(&mut pa, 5, None);
@@ -380,7 +389,7 @@ fn reattach_lowers_only_the_sizes_that_fit<G: Geometry>() {
     let h = pa.inspect().first_fit_hints();
     // Sizes up to four were raised to 101 by the one-page fit (the run
     // holds three), five and up stay past the end.
-    assert!(h[..4].iter().all(|&b| b == off(101)), "{h:x?}");
+    assert!(h[..4].iter().all(|&b| b == off::<G>(0, 101)), "{h:x?}");
     assert!(h[4..].iter().all(|&b| b == usize::MAX), "{h:x?}");
 }
 
